@@ -1,0 +1,28 @@
+"""Feature functions (time-first ``(..., n_frames, n_bins)``) and their registry.
+
+Importing this package registers every built-in feature in :data:`FEATURES`:
+``fbank``, ``stft``, ``logmel``, ``mfcc``, ``waveform``.
+"""
+
+from earmark.features.base import FEATURES, Feature, as_tensor, get_feature, like_input, register_feature
+from earmark.features.fbank import fbank, fbank_filters
+from earmark.features.image import save_image, to_image
+from earmark.features.spectral import delta, logmel, mfcc, stft, waveform
+
+__all__ = [
+    "FEATURES",
+    "Feature",
+    "as_tensor",
+    "delta",
+    "fbank",
+    "fbank_filters",
+    "get_feature",
+    "like_input",
+    "logmel",
+    "mfcc",
+    "register_feature",
+    "save_image",
+    "stft",
+    "to_image",
+    "waveform",
+]
