@@ -1,0 +1,39 @@
+"""Command-line interface: ``earmark --help`` lists the commands; each is a thin wrapper over a library call."""
+
+from __future__ import annotations
+
+import sys
+
+from earmark.cli.app import app
+from earmark.cli import demo, extract, features, prepare  # noqa: F401  (register commands)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``earmark`` console script; earmark's own errors print as one line, not a traceback."""
+    from rich.console import Console
+
+    from earmark.errors import ConfigError, EarmarkError
+
+    try:
+        # standalone_mode=False: click returns typer.Exit codes instead of calling sys.exit
+        result = app(args=argv, standalone_mode=False)
+    except EarmarkError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2 if isinstance(exc, ConfigError) else 1
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted; finished work is kept")
+        return 130
+    except Exception as exc:  # click's usage errors in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return 130
+        raise
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

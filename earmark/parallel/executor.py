@@ -1,0 +1,62 @@
+"""Executors for independent jobs (feature chunks, ensemble members).
+
+Library code receives a :class:`concurrent.futures.Executor` and only calls ``submit``; which pool
+runs the work is the caller's choice (lhotse's ``compute_and_store_features(executor=...)``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from typing import Any, Callable
+
+from earmark.errors import ConfigError
+
+
+def default_jobs() -> int:
+    """Number of CPU cores this process may use (respects CPU affinity / container limits)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class InlineExecutor(Executor):
+    """Runs each job in the calling process when it is submitted (``jobs=1``; easy to debug)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # delivered through the future, as a pool would
+            future.set_exception(exc)
+        return future
+
+
+def _init_worker() -> None:
+    # One math thread per worker: the pool already uses every core, and oversubscribed BLAS/OpenMP
+    # threads make extraction slower, not faster.
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def make_executor(jobs: int | None = None) -> Executor:
+    """A local executor with ``jobs`` workers (default: all cores; 1 runs inline in this process).
+
+    Parameters
+    ----------
+    jobs : int, optional
+        Worker processes. ``None`` or ``0`` means all cores; negative values are an error.
+    """
+    if jobs is None or jobs == 0:
+        jobs = default_jobs()
+    if jobs < 0:
+        raise ConfigError(f"jobs must be >= 0 (0 = all cores), got {jobs}")
+    if jobs == 1:
+        return InlineExecutor()
+    # fork starts workers in milliseconds with numpy/torch already imported; elsewhere spawn.
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context(method), initializer=_init_worker)

@@ -1,0 +1,32 @@
+"""Shared fixtures: every test writes its own real audio files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+def music_like(sr: int = 16000, duration: float = 1.0, f0: float = 220.0, seed: int = 0) -> np.ndarray:
+    """A harmonic tone with vibrato, a decaying envelope and a little noise, float32 in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(sr * duration))) / sr
+    phase = 2 * np.pi * f0 * t + 0.3 * np.sin(2 * np.pi * 5.0 * t)
+    y = sum((0.6 / k) * np.sin(k * phase + rng.uniform(0, 2 * np.pi)) for k in range(1, 8))
+    y = y * np.exp(-1.5 * t) + 0.01 * rng.standard_normal(t.size)
+    return (0.8 * y / np.max(np.abs(y))).astype(np.float32)
+
+
+@pytest.fixture
+def write_audio(tmp_path: Path):
+    """``write_audio(name, y, sr, **soundfile_kw) -> Path``: write a real file under tmp_path."""
+
+    def _write(name: str, y: np.ndarray, sr: int, **kw) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, np.asarray(y).T if np.ndim(y) > 1 else y, sr, **kw)
+        return path
+
+    return _write
