@@ -450,3 +450,29 @@ def test_to_image_rejects_bad_input():
         to_image(np.array([[0.0, np.nan]]))
     with pytest.raises(DataError, match="shape"):
         to_image(np.zeros((2, 3, 4)))
+
+
+@pytest.mark.parametrize(
+    "sr, n_fft, n_mels, fmin, fmax, htk, norm",
+    [(22050, 2048, 128, 0.0, None, False, "slaney"), (32000, 1024, 64, 50.0, 14000.0, False, "slaney"),
+     (16000, 512, 40, 20.0, 7600.0, True, None), (22050, 2048, 64, 0.0, None, False, 2)],
+)
+def test_mel_filters_match_librosa(sr, n_fft, n_mels, fmin, fmax, htk, norm):
+    import librosa
+
+    from earmark.features.spectral import mel_filters
+
+    ours = mel_filters(sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm)
+    ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm)
+    assert ours.shape == ref.shape and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-7 * np.abs(ref).max())
+
+
+def test_extraction_workers_do_not_import_librosa():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from earmark.features import logmel, mfcc; "
+            "logmel(np.ones(4096, np.float32)); mfcc(np.ones(4096, np.float32)); print('librosa' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

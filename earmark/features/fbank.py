@@ -23,6 +23,8 @@ from earmark.features.spectral import (
     _int_param,
     _power,
     _validated,
+    filter_blocks,
+    project,
     _waveform_tensor,
 )
 
@@ -68,11 +70,8 @@ def _plan(
 ) -> tuple[np.ndarray, int, tuple[tuple[int, int, np.ndarray], ...]]:
     """Validated constants: ``(window, n_used_bins, blocks)``.
 
-    ``blocks`` are ``(lo, hi, weights)`` with ``weights`` the ``(hi - lo, n_cols)`` slice of
-    ``filters.T / n_fft`` for consecutive filters: energies are
-    ``cat([P[..., lo:hi] @ weights for each block], -1)``. The filters are sparse (each bin
-    feeds at most two), so two blocks (low / high filters) halve the matrix product when that
-    saves at least 40% of it.
+    ``blocks`` are :func:`~earmark.features.spectral.filter_blocks` of ``filters.T / n_fft``
+    (the filters are sparse: each bin feeds at most two), applied with ``project``.
     """
     sr = _int_param("fbank", "sr", sr)
     _float_param("fbank", "pre_emphasis", pre_emphasis)
@@ -88,19 +87,7 @@ def _plan(
     n_used = int(used[-1]) + 1 if used.size else 1
     weights = weights[:n_used]
 
-    def span(cols: slice) -> tuple[int, int]:
-        rows = np.flatnonzero(weights[:, cols].any(axis=1))
-        return (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 1)
-
-    blocks = ((0, n_used, weights),)
-    best = 0.6 * n_used * n_mels
-    for split in range(1, n_mels):
-        (lo1, hi1), (lo2, hi2) = span(slice(0, split)), span(slice(split, n_mels))
-        area = (hi1 - lo1) * split + (hi2 - lo2) * (n_mels - split)
-        if area <= best:
-            best = area
-            blocks = ((lo1, hi1, weights[lo1:hi1, :split]), (lo2, hi2, weights[lo2:hi2, split:]))
-    blocks = tuple((lo, hi, np.ascontiguousarray(w)) for lo, hi, w in blocks)
+    blocks = filter_blocks(weights) if n_mels > 16 else ((0, n_used, np.ascontiguousarray(weights)),)
     return np.hamming(frame_length), n_used, blocks
 
 
@@ -178,10 +165,7 @@ def fbank(
             emphasised[..., 1:n].sub_(x[..., :-1], alpha=pre_emphasis)
         frames = emphasised.unfold(-1, frame_length, hop_length) * window
         power = _power(torch.fft.rfft(frames, n=n_fft)[..., :n_used])
-        if len(blocks) == 1:
-            energy = torch.matmul(power, blocks[0][2])
-        else:
-            energy = torch.cat([torch.matmul(power[..., lo:hi], w) for lo, hi, w in blocks], dim=-1)
+        energy = project(power, blocks)
         # exact zeros -> eps (log10(0) = -inf -> 20 log10(eps)); NaN stays NaN
         S = energy.log10_().mul_(20.0).nan_to_num_(nan=math.nan, posinf=math.inf, neginf=_DB_OF_EPS)
         if normalize:

@@ -307,37 +307,99 @@ def _mel_plan(
     full = np.zeros(n_fft)
     full[lpad : lpad + win_length] = win
 
-    import librosa
-
-    try:
-        # librosa's default dtype (float32) so float64 results match librosa to rounding
-        mel = librosa.filters.mel(
-            sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=bool(htk), norm=norm
-        )
-    except librosa.util.exceptions.ParameterError as err:
-        raise ConfigError(f"{feature}: invalid mel filter parameter norm={norm!r} ({err})") from None
+    mel = mel_filters(sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=bool(htk), norm=norm, feature=feature)
     return full, np.ascontiguousarray(mel.T.astype(np.float64)), (n_fft // 2 if center else 0)
+
+
+def _hz_to_mel(f: np.ndarray, htk: bool) -> np.ndarray:
+    f = np.asarray(f, dtype=np.float64)
+    if htk:
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+    # Slaney's Auditory Toolbox: linear below 1 kHz (200/3 Hz per mel), logarithmic above.
+    return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), f / (200.0 / 3))
+
+
+def _mel_to_hz(m: np.ndarray, htk: bool) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    if htk:
+        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+    return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), (200.0 / 3) * m)
+
+
+def mel_filters(
+    sr: int, *, n_fft: int, n_mels: int = 128, fmin: float = 0.0, fmax: float | None = None,
+    htk: bool = False, norm: Any = "slaney", feature: str = "mel_filters",
+) -> np.ndarray:
+    """Triangular mel filters, shape ``(n_mels, 1 + n_fft // 2)``, float32: ``librosa.filters.mel``.
+
+    Written here (checked against librosa in the tests) so extraction workers never import librosa,
+    whose import costs about a second per process. ``norm``: ``"slaney"`` (area normalisation),
+    ``None``, or a number p (each filter scaled to unit p-norm).
+    """
+    fmax = sr / 2.0 if fmax is None else float(fmax)
+    fft_freqs = np.fft.rfftfreq(n_fft, d=1.0 / sr)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(fmin, htk), _hz_to_mel(fmax, htk), n_mels + 2), htk)
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper)).astype(np.float32)  # librosa's float32 rounding
+    if norm == "slaney":
+        weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, None].astype(np.float32)
+    elif norm is not None:
+        try:
+            p = float(norm)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{feature}: norm must be 'slaney', None or a number, got {norm!r}") from None
+        if p <= 0:
+            raise ConfigError(f"{feature}: norm must be 'slaney', None or a number > 0, got {norm!r}")
+        length = np.linalg.norm(weights, ord=p, axis=-1, keepdims=True) if np.isfinite(p) else np.abs(weights).max(-1, keepdims=True)
+        weights = np.where(length > 0, weights / np.where(length > 0, length, 1.0), weights).astype(np.float32)
+    return weights
+
+
+def filter_blocks(weights: np.ndarray, block: int = 16) -> tuple[tuple[int, int, np.ndarray], ...]:
+    """Split a sparse filter matrix ``(n_bins, n_filters)`` into dense blocks of consecutive filters.
+
+    Returns ``(lo, hi, w)`` triples, ``w`` the ``(hi - lo, <= block)`` slice of rows (bins) that the
+    block's filters touch; :func:`project` applies them. Mel-type filters touch few bins each, so the
+    blocks hold ~1/8 of the matrix and the projection runs ~5x faster than a dense product on CPU.
+    """
+    out = []
+    for start in range(0, weights.shape[1], block):
+        w = weights[:, start : start + block]
+        rows = np.flatnonzero(w.any(axis=1))
+        lo, hi = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 1)
+        out.append((lo, hi, np.ascontiguousarray(w[lo:hi])))
+    return tuple(out)
+
+
+def project(power: torch.Tensor, blocks: tuple[tuple[int, int, torch.Tensor], ...]) -> torch.Tensor:
+    """``power @ weights`` for ``power (..., n_bins)`` and :func:`filter_blocks` of ``weights``."""
+    if len(blocks) == 1:
+        lo, hi, w = blocks[0]
+        return torch.matmul(power[..., lo:hi], w)
+    return torch.cat([torch.matmul(power[..., lo:hi], w) for lo, hi, w in blocks], dim=-1)
 
 
 @functools.lru_cache(maxsize=64)
 def _mel_tensors(
     plan_key: tuple, device: torch.device, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor, int]:
+) -> tuple[torch.Tensor, tuple[tuple[int, int, torch.Tensor], ...], int]:
     window, mel, pad = _mel_plan(*plan_key)
-    return (
-        torch.from_numpy(window).to(device, dtype),
-        torch.from_numpy(mel).to(device, dtype),
-        pad,
-    )
+    # On CPU a block-sparse product is ~5x faster; on a GPU one dense product is better.
+    blocks = filter_blocks(mel) if device.type == "cpu" else ((0, mel.shape[0], mel),)
+    as_t = lambda a: torch.from_numpy(a).to(device, dtype)  # noqa: E731
+    return as_t(window), tuple((lo, hi, as_t(w)) for lo, hi, w in blocks), pad
 
 
 def _mel_power(
     x: torch.Tensor, plan_key: tuple, hop_length: int, n_fft: int, power: float, pad_mode: str
 ) -> torch.Tensor:
     """Mel spectrogram ``(..., n_frames, n_mels)`` of a compute-dtype waveform tensor."""
-    window, mel, pad = _mel_tensors(plan_key, x.device, x.dtype)
+    window, blocks, pad = _mel_tensors(plan_key, x.device, x.dtype)
     spec = _frames_rfft(x, window, hop_length, n_fft, pad, pad_mode)
-    return torch.matmul(_magnitude(spec, power), mel)
+    return project(_magnitude(spec, power), blocks)
 
 
 def _spectrum_bytes(x: torch.Tensor, n_fft: int, hop_length: int, center: bool) -> int:
