@@ -476,3 +476,25 @@ def test_extraction_workers_do_not_import_librosa():
             "logmel(np.ones(4096, np.float32)); mfcc(np.ones(4096, np.float32)); print('librosa' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("window", ["hann", "hamming", "blackman", "boxcar", ("kaiser", 8.0)])
+@pytest.mark.parametrize("n", [255, 400, 2048])
+def test_windows_match_scipy(window, n):
+    import scipy.signal
+
+    from earmark.features.spectral import get_window
+
+    np.testing.assert_allclose(get_window("stft", window, n), scipy.signal.get_window(window, n, fftbins=True),
+                               atol=1e-12)
+
+
+def test_features_never_import_scipy_signal_for_their_defaults():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from earmark.features import FEATURES, get_feature; "
+            "[get_feature(n)(np.random.default_rng(0).standard_normal(8000).astype(np.float32)) for n in FEATURES.names()]; "
+            "print(sorted(m for m in ('scipy.signal', 'librosa') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

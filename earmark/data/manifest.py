@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from earmark.errors import DataError
+from earmark.fsutil import atomic_path
 
 CORE_COLUMNS = ("id", "path", "label", "split", "group")
 REQUIRED_COLUMNS = ("path", "label")
@@ -107,21 +107,13 @@ class Manifest:
         folder.mkdir(parents=True, exist_ok=True)
         df = self.df.copy()
         df["path"] = _relativize(self.paths(), folder)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                if p.suffix.lower() == ".jsonl":
-                    for rec in df.to_dict(orient="records"):
-                        f.write(json.dumps({k: _jsonable(v) for k, v in rec.items()}, ensure_ascii=False))
-                        f.write("\n")
-                else:
-                    df.to_csv(f, index=False, sep="\t" if p.suffix.lower() == ".tsv" else ",",
-                              lineterminator="\n")
-            os.replace(tmp, p)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_path(p) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+            if p.suffix.lower() == ".jsonl":
+                for rec in df.to_dict(orient="records"):
+                    f.write(json.dumps({k: _jsonable(v) for k, v in rec.items()}, ensure_ascii=False))
+                    f.write("\n")
+            else:
+                df.to_csv(f, index=False, sep="\t" if p.suffix.lower() == ".tsv" else ",", lineterminator="\n")
         return Manifest(df, folder)
 
     # ------------------------------------------------------------------ accessors

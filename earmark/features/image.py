@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 
 from earmark.errors import ConfigError, DataError
+from earmark.fsutil import atomic_path
 
 __all__ = ["to_image", "save_image"]
 
@@ -74,16 +74,6 @@ def save_image(path: str | os.PathLike, S: Any, **kw: Any) -> Path:
 
     img = to_image(S, **kw)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            Image.fromarray(img).save(fh, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_path(path) as tmp:
+        Image.fromarray(img).save(tmp, format="PNG")
     return path

@@ -175,17 +175,35 @@ def _n_centred(n: int, n_fft: int, hop_length: int) -> int:
 # --------------------------------------------------------------------------- stft
 
 
+# Periodic generalised-cosine windows, equal to scipy.signal.get_window(name, n, fftbins=True).
+_COSINE_WINDOWS = {
+    "hann": (0.5, 0.5), "hanning": (0.5, 0.5), "hamming": (0.54, 0.46),
+    "blackman": (0.42, 0.5, 0.08), "boxcar": (1.0,), "rectangular": (1.0,), "ones": (1.0,),
+}
+
+
+def get_window(feature: str, window: Any, n: int) -> np.ndarray:
+    """Periodic window of ``n`` samples (float64), as ``scipy.signal.get_window(window, n, fftbins=True)``.
+
+    The common windows are computed here: importing ``scipy.signal`` costs ~0.8 s in every
+    extraction worker. Other names and ``(name, parameter)`` tuples go to scipy.
+    """
+    if isinstance(window, str) and window.lower() in _COSINE_WINDOWS:
+        k = 2.0 * np.pi * np.arange(n) / n
+        return sum((-1) ** i * a * np.cos(i * k) for i, a in enumerate(_COSINE_WINDOWS[window.lower()]))
+    import scipy.signal
+
+    try:
+        return np.asarray(scipy.signal.get_window(window, n, fftbins=True), dtype=np.float64)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{feature}: unknown window {window!r} ({err})") from None
+
+
 @functools.lru_cache(maxsize=64)
 def _stft_window(
     window: str, frame_length: int, device: torch.device, dtype: torch.dtype
 ) -> torch.Tensor:
-    import scipy.signal
-
-    try:
-        win = scipy.signal.get_window(window, frame_length, fftbins=True)
-    except (ValueError, TypeError) as err:
-        raise ConfigError(f"stft: unknown window {window!r} ({err})") from None
-    return torch.from_numpy(np.asarray(win, dtype=np.float64)).to(device, dtype)
+    return torch.from_numpy(get_window("stft", window, frame_length)).to(device, dtype)
 
 
 def _stft_min_samples(params: dict[str, Any]) -> int:
@@ -285,8 +303,6 @@ def _mel_plan(
     center: bool, pad_mode: str,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Validated constants: ``(window of n_fft, mel matrix (n_bins, n_mels), pad)`` as float64."""
-    import scipy.signal
-
     sr = _int_param(feature, "sr", sr)
     n_fft = _int_param(feature, "n_fft", n_fft)
     _int_param(feature, "hop_length", hop_length)
@@ -299,10 +315,7 @@ def _mel_plan(
         raise ConfigError(f"{feature}: power must be > 0, got {power!r}")
     if pad_mode not in _PAD_MODES:
         raise ConfigError(f"{feature}: pad_mode must be one of {_PAD_MODES}, got {pad_mode!r}")
-    try:
-        win = scipy.signal.get_window(window, win_length, fftbins=True)
-    except (ValueError, TypeError) as err:
-        raise ConfigError(f"{feature}: unknown window {window!r} ({err})") from None
+    win = get_window(feature, window, win_length)
     lpad = (n_fft - win_length) // 2  # librosa.util.pad_center
     full = np.zeros(n_fft)
     full[lpad : lpad + win_length] = win
@@ -529,20 +542,22 @@ def _delta_operators(
     ``head``/``tail`` ``(2, h, width)``: ``mode="interp"`` outputs of the first/last ``h`` frames
     as combinations of the first/last ``width`` frames.
     """
-    import scipy.signal
-
     h = width // 2
-    kernel = np.stack(
-        [scipy.signal.savgol_coeffs(width, order, deriv=order, use="dot") for order in (1, 2)], -1
-    )
-    edges = np.stack(
-        [
-            scipy.signal.savgol_filter(np.eye(width), width, order, deriv=order, axis=0, mode="interp")
-            for order in (1, 2)
-        ]
-    )
+    edges = np.stack([_savgol_matrix(width, order) for order in (1, 2)])  # (2, width, width)
+    kernel = edges[:, h, :].T  # interior frames use the centre row
     as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device, dtype)  # noqa: E731
     return as_t(kernel), as_t(edges[:, :h]), as_t(edges[:, width - h :])
+
+
+def _savgol_matrix(width: int, order: int) -> np.ndarray:
+    """``(width, width)`` matrix: row ``i`` gives the ``order``-th derivative at position ``i`` of the
+    degree-``order`` least-squares polynomial through ``width`` samples (scipy's savgol_filter with
+    ``polyorder=deriv=order``, ``mode="interp"``; computed here so workers never import scipy.signal)."""
+    t = np.arange(width, dtype=np.float64) - width // 2
+    A = np.vander(t, order + 1, increasing=True)  # samples -> polynomial coefficients via pinv
+    coef = np.linalg.pinv(A)  # (order + 1, width)
+    # the order-th derivative of sum_k c_k t^k is c_order * order! (degree == order)
+    return np.tile(coef[order] * math.factorial(order), (width, 1))
 
 
 def _check_width(feature: str, width: Any) -> int:
