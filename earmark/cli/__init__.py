@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from earmark.cli.app import app
-from earmark.cli import demo, extract, features, prepare  # noqa: F401  (register commands)
+from earmark.cli import compare, demo, evaluate, extract, features, predict, prepare, train  # noqa: F401  (register commands)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -112,7 +112,10 @@ def as_tensor(y: Any) -> tuple[torch.Tensor, bool]:
     arr = np.asarray(y)
     if arr.dtype != np.float32 and arr.dtype != np.float64:
         arr = arr.astype(np.float32)
-    return torch.from_numpy(np.ascontiguousarray(arr)), True
+    arr = np.ascontiguousarray(arr)
+    if not arr.flags.writeable:  # e.g. a strided view from audio.segment: torch needs its own copy
+        arr = arr.copy()
+    return torch.from_numpy(arr), True
 
 
 def like_input(x: torch.Tensor, was_numpy: bool) -> Any:

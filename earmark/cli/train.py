@@ -1,0 +1,63 @@
+"""``earmark train``: fit the model an experiment config describes and save the run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from earmark.cli.app import app
+
+
+@app.command("train")
+def train_command(
+    config: Path = typer.Argument(..., help="Experiment config (YAML); see recipes/ for the studies' setups."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (config.yaml, model, metrics.json, ...)."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config key: --set train.seed=3 --set model.params.C=10."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Train a model from CONFIG into the run folder OUT.
+
+    Features are extracted into the config's store first (cached, resumable). With
+    train.search.enabled (default) a grid search with stratified, group-aware k-fold
+    cross-validation picks the model and parameters; the best is refitted on the whole train
+    split, saved, and evaluated on the test split when the manifest has one.
+
+    \b
+    Config keys (every one has a default except data.manifest):
+      data.manifest, data.train_split (train), data.test_split (test)
+      features.name (stats518), features.params ({}), features.pool ([mean, std]), features.store, features.jobs (0)
+      model.name (svm_rbf, or a list of candidates), model.params, model.scaler (standard|robust|null),
+        model.select_k (null|k), model.pca (null|0.90|0.95|0.99|n)
+      train.seed (0), train.search.enabled (true), train.search.grid ({model: {param: [values]}}),
+        train.search.folds (5), train.search.scoring (accuracy), train.search.jobs (1)
+      eval.top_k ([1, 3]), eval.window / eval.hop (seconds, for predict), eval.aggregate (mean|vote)
+    Models: logreg, svm_linear, svm_rbf, svm_poly, rf, knn, mlp.
+    """
+    from rich.console import Console
+
+    from earmark.config import load_config
+    from earmark.train.classical import train
+
+    cfg = load_config(config, set_)
+    run = train(cfg, out, progress=progress)
+    _print_run(Console(), run)
+
+
+def _print_run(console, run: Path) -> None:
+    import json
+
+    from earmark.run import MODEL_FILE, Run
+
+    meta = Run.load(run).meta
+    if meta.get("cv_score") is not None:
+        console.print(f"best by cross-validation on {meta.get('n_train')} clips: {meta.get('best_params')} "
+                      f"(score {meta['cv_score']:.3f})", highlight=False)
+    metrics = run / "metrics.json"
+    if metrics.exists():
+        m = json.loads(metrics.read_text())
+        top = ", ".join(f"top-{k} {v:.3f}" for k, v in m["top_k_accuracy"].items())
+        console.print(f"{m['split']}: accuracy {m['accuracy']:.3f} ({top}), macro F1 {m['macro_f1']:.3f} on {m['n']} clips",
+                      highlight=False)
+    console.print(f"run: {run} ({MODEL_FILE}, metrics.json, confusion.png)", highlight=False)

@@ -1,0 +1,216 @@
+"""The experiment config: YAML in, validated, resolved YAML saved beside every run.
+
+Sections ``data``, ``features``, ``model``, ``train``, ``eval``; every key has a default except
+``data.manifest``. Unknown keys and bad values are refused with the key path::
+
+    model.params.C: must be > 0, got -1
+    train.search.folds: Input should be greater than or equal to 2, got 1
+
+``--set key.path=value`` overrides any key from the command line (the value is read as YAML).
+
+Example (``recipes/artist20_task1.yaml``)::
+
+    data:
+      manifest: artist20.csv
+    features:
+      name: artist_stats
+    model:
+      name: [svm_rbf, rf, knn]
+      scaler: robust
+      select_k: 100
+    train:
+      search: {folds: 5}
+    eval:
+      top_k: [1, 3]
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from earmark.errors import ConfigError
+from earmark.fsutil import atomic_write_text
+
+POOL_STATS = ("mean", "std", "min", "max", "median")
+PATH_KEYS = ("data.manifest", "features.store")  # relative to the config file, or to the cwd when given by --set
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Which clips: a manifest (``earmark prepare``) and the names of its splits."""
+
+    manifest: Path = Field(description="Manifest CSV/JSONL; relative paths are relative to the config file.")
+    train_split: str = Field("train", description="Split the model is fitted on (cross-validated by the search).")
+    test_split: Optional[str] = Field("test", description="Split evaluated after training, if the manifest has it.")
+
+
+class FeaturesConfig(_Section):
+    """Which feature, its parameters, and how frame-level features become one vector per clip."""
+
+    name: str = Field("stats518", description="Registered feature (`earmark features` lists them).")
+    params: dict[str, Any] = Field(default_factory=dict, description="Feature parameters, e.g. {n_mels: 64}.")
+    pool: list[Literal["mean", "std", "min", "max", "median"]] = Field(
+        default_factory=lambda: ["mean", "std"],
+        description="Statistics over time for (frames, bins) features; ignored for one-vector features.",
+    )
+    store: Optional[Path] = Field(None, description="Feature store folder; default: 'features' beside the manifest.")
+    jobs: int = Field(0, ge=0, description="Extraction workers; 0 = all cores.")
+
+
+class ModelConfig(_Section):
+    """The classifier: one registered model, or several candidates that the grid search compares."""
+
+    name: Union[str, list[str]] = Field("svm_rbf", description="Model name or list of candidate names.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Fixed model parameters, e.g. {C: 10}.")
+    scaler: Optional[Literal["standard", "robust"]] = Field("standard", description="Feature scaling step.")
+    select_k: Optional[int] = Field(None, ge=1, description="SelectKBest(f_classif, k) step; None = keep all.")
+    pca: Optional[Union[int, float]] = Field(None, gt=0, description="PCA step: explained variance in (0, 1) or a number of components.")
+
+    @field_validator("name")
+    @classmethod
+    def _non_empty(cls, v: Union[str, list[str]]) -> Union[str, list[str]]:
+        if isinstance(v, list) and not v:
+            raise ValueError("must name at least one model")
+        return v
+
+    @property
+    def candidates(self) -> list[str]:
+        return [self.name] if isinstance(self.name, str) else list(self.name)
+
+
+class SearchConfig(_Section):
+    """Grid search with (group-aware) stratified k-fold cross-validation."""
+
+    enabled: bool = Field(True, description="False fits model.params as given, without cross-validation.")
+    grid: Optional[dict[str, dict[str, list[Any]]]] = Field(
+        None, description="Per model name, {parameter: [values]}; a model not listed uses the studies' default grid."
+    )
+    folds: int = Field(5, ge=2, description="Cross-validation folds (grouped by the manifest's group column).")
+    scoring: str = Field("accuracy", description="scikit-learn scoring name.")
+    jobs: int = Field(1, ge=-1, description="Parallel fits (-1 = all cores).")
+
+
+class TrainConfig(_Section):
+    seed: int = Field(0, description="Seed of every random choice (folds, models).")
+    search: SearchConfig = Field(default_factory=SearchConfig)
+
+
+class EvalConfig(_Section):
+    """Evaluation and prediction."""
+
+    top_k: list[int] = Field(default_factory=lambda: [1, 3], description="Top-k accuracies to report.")
+    window: Optional[float] = Field(None, gt=0, description="Predict: split audio into windows of this many seconds.")
+    hop: Optional[float] = Field(None, gt=0, description="Predict: window hop in seconds (default: window).")
+    aggregate: Literal["mean", "vote"] = Field("mean", description="Predict: combine windows by mean probability or majority vote.")
+
+    @field_validator("top_k")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if not v or any(k < 1 for k in v):
+            raise ValueError(f"must be a non-empty list of integers >= 1, got {v}")
+        return sorted(set(v))
+
+
+class ExperimentConfig(_Section):
+    """A whole experiment (see the module docstring)."""
+
+    data: DataConfig
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the resolved config (every default filled in, paths absolute) atomically."""
+        atomic_write_text(path, self.to_yaml())
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and p.startswith(("function-", "union["))))
+
+
+def validate_config(raw: dict[str, Any], *, base: str | os.PathLike | None = None) -> ExperimentConfig:
+    """Validate a config dict; relative paths resolve against ``base`` (the config file's folder).
+
+    Raises
+    ------
+    ConfigError
+        Naming the key path of the first problem(s), what was expected and what came.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config: expected a mapping with sections data, features, model, train, eval; got {type(raw).__name__}")
+    try:
+        cfg = ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors()[:5]:
+            where = _key_path(err["loc"]) or "config"
+            if err["type"] == "extra_forbidden":
+                lines.append(f"{where}: unknown key")
+            elif err["type"] == "missing":
+                lines.append(f"{where}: required")
+            else:
+                lines.append(f"{where}: {err['msg']}, got {err.get('input')!r}")
+        raise ConfigError("; ".join(lines)) from None
+    if base is not None:
+        base = Path(base)
+        cfg.data.manifest = _absolute(cfg.data.manifest, base)
+        if cfg.features.store is not None:
+            cfg.features.store = _absolute(cfg.features.store, base)
+    if cfg.features.store is None:
+        cfg.features.store = Path(os.path.abspath(cfg.data.manifest)).parent / "features"
+    return cfg
+
+
+def _absolute(p: Path, base: Path) -> Path:
+    return Path(os.path.abspath(p if p.is_absolute() else base / p))
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Return a copy of ``raw`` with ``["train.seed=3", "model.params.C=10"]`` applied (values read as YAML).
+
+    Paths given this way (``data.manifest``, ``features.store``) are relative to the current directory.
+    """
+    out = copy.deepcopy(raw)
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set: expected KEY.PATH=VALUE, got {item!r}")
+        parts = key.strip().split(".")
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a section")
+            node = nxt
+        node[parts[-1]] = yaml.safe_load(value)
+        if key.strip() in PATH_KEYS and isinstance(node[parts[-1]], str):
+            node[parts[-1]] = os.path.abspath(node[parts[-1]])  # as typed on the command line: from the cwd
+    return out
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML config, apply ``--set`` overrides and validate it."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    try:
+        return validate_config(apply_overrides(raw, overrides), base=path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -1,0 +1,113 @@
+"""Predict labels for audio files with a trained run; long audio is split into windows and aggregated."""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from earmark.audio import load, segment
+from earmark.errors import DataError, EarmarkError
+from earmark.features.base import get_feature
+from earmark.features.pool import pool
+from earmark.fsutil import atomic_path
+from earmark.run import Run
+
+
+@dataclass
+class Prediction:
+    """Class probabilities of one file (aggregated over its windows)."""
+
+    path: str
+    proba: np.ndarray
+    n_windows: int
+
+
+def collect_audio(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files named directly, and the audio files under named folders (recursively, sorted)."""
+    from earmark.data.formats import list_audio
+
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files.extend(list_audio(p, recursive=True, required=False))
+        else:
+            files.append(p)  # a missing file is reported by predict_files, with the others predicted
+    if not files:
+        raise DataError(f"no audio files in {', '.join(map(str, inputs))}")
+    return files
+
+
+def clip_proba(run: Run, path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Decode ``path``, compute the run's feature (per window when ``eval.window`` is set), predict.
+
+    Returns the aggregated probability vector and the number of windows.
+    """
+    cfg = run.config
+    spec = get_feature(cfg.features.name)
+    params = spec.resolve(cfg.features.params)
+    sr = params["sr"]
+    y = load(path, sr=sr)
+    if y.shape[-1] < spec.min_samples(params):
+        raise DataError(f"{path}: {y.shape[-1]} samples at {sr} Hz is shorter than one {spec.name} frame")
+    if cfg.eval.window:
+        length = int(round(cfg.eval.window * sr))
+        hop = int(round((cfg.eval.hop or cfg.eval.window) * sr))
+        y, _ = segment(y, length, hop)
+    else:
+        y = y[np.newaxis]
+    X = pool(np.asarray(spec.fn(y, **params)), cfg.features.pool)
+    P = run.predict_proba(X.reshape(len(y), -1))
+    if cfg.eval.aggregate == "vote":
+        votes = np.bincount(P.argmax(axis=1), minlength=P.shape[1]).astype(np.float64)
+        return votes / votes.sum(), len(P)
+    return P.mean(axis=0), len(P)
+
+
+def predict_files(run: Run, files: Sequence[str | os.PathLike]) -> tuple[list[Prediction], list[tuple[str, str]]]:
+    """Predictions for the files that decode, and ``(path, reason)`` for those that do not."""
+    preds, failures = [], []
+    for f in files:
+        try:
+            proba, n = clip_proba(run, f)
+            preds.append(Prediction(str(f), proba, n))
+        except EarmarkError as exc:
+            failures.append((str(f), getattr(exc, "reason", None) or str(exc)))
+    return preds, failures
+
+
+def time_per_clip(run: Run, files: Sequence[str | os.PathLike], n: int = 20) -> float | None:
+    """Median end-to-end milliseconds per clip (decode, feature, model) over up to ``n`` files."""
+    times = []
+    for f in list(files)[:n]:
+        t0 = time.perf_counter()
+        try:
+            clip_proba(run, f)
+        except EarmarkError:
+            continue
+        times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times)) if times else None
+
+
+def write_predictions(path: str | os.PathLike, preds: Sequence[Prediction], labels: Sequence[str], top_k: int = 3,
+                      root: str | os.PathLike | None = None) -> Path:
+    """CSV ``id, path, label, top1, p1, ..., topk, pk, windows`` (``id``: path relative to ``root``, no extension)."""
+    k = min(top_k, len(labels))
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "path", "label"] + [c for i in range(1, k + 1) for c in (f"top{i}", f"p{i}")] + ["windows"])
+        for p in preds:
+            order = np.argsort(-p.proba, kind="stable")[:k]
+            rel = os.path.relpath(p.path, root) if root else Path(p.path).name
+            row = [os.path.splitext(rel)[0], p.path, labels[order[0]]]
+            for j in order:
+                row += [labels[j], f"{p.proba[j]:.6f}"]
+            w.writerow(row + [p.n_windows])
+    return path

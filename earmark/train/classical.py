@@ -1,0 +1,105 @@
+"""Train a classical (scikit-learn) model from an experiment config: features -> search -> fit -> save."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from earmark.config import ExperimentConfig
+from earmark.data import Manifest
+from earmark.errors import ConfigError, DataError
+from earmark.features.extract import extract
+from earmark.features.pool import vectors
+from earmark.features.store import Failure, FeatureStore
+from earmark.fsutil import atomic_path
+from earmark.run import CONFIG_FILE, MODEL_FILE
+
+
+def clip_vectors(cfg: ExperimentConfig, manifest: Manifest, *, progress: bool = False) -> tuple[np.ndarray, np.ndarray, list[Failure]]:
+    """Feature vectors of a manifest's clips, extracted into (or read from) the config's store.
+
+    Returns
+    -------
+    X : (n_ok, n_dims) float32
+    ok : (n_clips,) bool
+        Which clips have a vector; the others are in ``failures``.
+    failures : list of Failure
+    """
+    f = cfg.features
+    report = extract(manifest, f.name, f.store, params=f.params, jobs=f.jobs, progress=progress)
+    with FeatureStore(f.store, f.name, f.params) as store:
+        table = store.load(manifest)
+        ok = table.present()
+        X = vectors([a for a in table.arrays if a is not None], f.pool)
+    return X, ok, report.failures
+
+
+def write_failures(path: str | os.PathLike, failures: list[Failure]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "path", "reason"])
+        w.writerows((x.id, x.path, x.reason) for x in failures)
+
+
+def train(cfg: ExperimentConfig, out: str | os.PathLike, *, progress: bool = False) -> Path:
+    """Fit the config's model on its train split and save the run; evaluate on the test split if present.
+
+    Returns the run folder. Clips whose audio fails are reported in ``failures.csv`` and left out.
+    """
+    from earmark.models.classical import build_pipeline
+    from earmark.models.persist import save_model
+    from earmark.train.search import build_param_grid, grid_search, make_cv
+
+    m, s = cfg.model, cfg.train.search
+    manifest = Manifest.read(cfg.data.manifest)
+    train_set = manifest.select(split=cfg.data.train_split)
+    # Every configuration error surfaces here, before features are extracted.
+    if s.enabled:
+        build_param_grid(m.name, grids=s.grid, params=m.params, seed=cfg.train.seed, scaler=m.scaler,
+                         select_k=m.select_k, pca=m.pca)
+        labelled = train_set.labels != ""
+        make_cv(train_set.labels[labelled], groups=train_set.groups[labelled], folds=s.folds, seed=cfg.train.seed)
+    elif len(m.candidates) > 1:
+        raise ConfigError("model.name: several candidates need train.search.enabled: true to choose between them")
+    else:
+        build_pipeline(m.candidates[0], params=m.params, scaler=m.scaler, select_k=m.select_k, pca=m.pca,
+                       seed=cfg.train.seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / CONFIG_FILE)
+    X, ok, failures = clip_vectors(cfg, train_set, progress=progress)
+    write_failures(out / "failures.csv", failures)
+    y = train_set.labels[ok]
+    if len(set(y)) < 2:
+        raise DataError(f"{cfg.data.manifest}: split {cfg.data.train_split!r} has {len(set(y))} class(es) with usable audio; need at least 2")
+    groups = train_set.groups[ok]
+    meta: dict[str, Any] = {"labels": sorted(set(y)), "feature": cfg.features.name, "n_train": int(len(y)),
+                            "n_failed": len(failures)}
+    if s.enabled:
+        result = grid_search(
+            m.name, X, y, groups=groups if len(set(groups)) < len(groups) else None, folds=s.folds,
+            seed=cfg.train.seed, scoring=s.scoring, n_jobs=s.jobs, scaler=m.scaler, select_k=m.select_k,
+            pca=m.pca, grids=s.grid, params=m.params,
+        )
+        model = result.best_estimator
+        result.cv_results.to_csv(out / "cv_results.csv", index=False)
+        meta.update(model=result.best_params["model"], best_params=_jsonable(result.best_params),
+                    cv_score=float(result.best_score), cv_per_model={k: float(v) for k, v in result.per_model.items()})
+    else:
+        model = build_pipeline(m.candidates[0], params=m.params, scaler=m.scaler, select_k=m.select_k, pca=m.pca,
+                               seed=cfg.train.seed).fit(X, y)
+        meta.update(model=m.candidates[0], best_params=_jsonable(m.params))
+    save_model(out / MODEL_FILE, model, meta=meta)
+    if cfg.data.test_split and cfg.data.test_split in set(manifest.splits):
+        from earmark.evaluate.evaluate import evaluate
+
+        evaluate(out, cfg.data.manifest, split=cfg.data.test_split, progress=progress)
+    return out
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v)) for k, v in d.items()}

@@ -1,0 +1,179 @@
+"""Grid search over classical pipelines: model choice, group-aware folds, determinism, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from sklearn.pipeline import Pipeline
+
+from earmark.errors import ConfigError, DataError
+from earmark.train import SearchResult, grid_search, make_cv
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(scope="module")
+def ring():
+    """2 classes no linear model can separate: |x0| < 1 vs |x0| > 2 (plus 3 noise features)."""
+    rng = np.random.default_rng(1)
+    n = 40
+    inner = rng.uniform(-1, 1, n)
+    outer = rng.uniform(2, 3, n) * rng.choice([-1, 1], n)
+    X = np.column_stack([np.r_[inner, outer], rng.normal(0, 1, (2 * n, 3))])
+    y = np.repeat(["in", "out"], n)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(3.0 * i, 1.0, size=(12, 4)) for i in range(3)])
+    y = np.repeat(["a", "b", "c"], 12)
+    groups = np.repeat([f"album{i}" for i in range(12)], 3)  # 4 albums per class, 3 clips each
+    return X, y, groups
+
+
+def test_picks_the_nonlinear_model(ring):
+    X, y = ring
+    res = grid_search(["logreg", "svm_rbf"], X, y, folds=3, seed=0,
+                      grids={"svm_rbf": {"C": [1, 10], "gamma": [0.1, 1.0]}})
+    assert isinstance(res, SearchResult)
+    assert res.best_params["model"] == "svm_rbf"
+    assert set(res.best_params) == {"model", "C", "gamma"}
+    assert res.best_score > 0.9
+    assert res.per_model["svm_rbf"] > res.per_model["logreg"] + 0.2
+    assert list(res.per_model) == ["logreg", "svm_rbf"]
+    assert isinstance(res.best_estimator, Pipeline)
+    assert [n for n, _ in res.best_estimator.steps] == ["scaler", "model"]
+    assert (res.best_estimator.predict(X) == y).mean() > 0.9
+    np.testing.assert_allclose(res.best_estimator.predict_proba(X).sum(axis=1), 1.0)
+    table = res.cv_results
+    assert len(table) == 4 + 4  # logreg default grid (4 C values) + 2x2
+    assert list(table.columns[:5]) == ["model", "params", "mean_test_score", "std_test_score", "rank_test_score"]
+    assert table.loc[0, "rank_test_score"] == 1 and table.loc[0, "model"] == "svm_rbf"
+    assert table.loc[0, "mean_test_score"] == pytest.approx(res.best_score)
+    assert "C=" in table.loc[0, "params"] and "gamma=" in table.loc[0, "params"]
+    assert len(res.splits) == 3
+
+
+def test_same_seed_same_result(blobs):
+    X, y, _ = blobs
+    kw = dict(folds=3, seed=5, grids={"rf": {"n_estimators": [5, 10]}, "knn": {"n_neighbors": [3, 7]}})
+    a = grid_search(["rf", "knn"], X, y, **kw)
+    b = grid_search(["rf", "knn"], X, y, **kw)
+    assert a.best_params == b.best_params and a.best_score == b.best_score
+    cols = ["model", "params", "mean_test_score", "std_test_score", "rank_test_score"]
+    pd.testing.assert_frame_equal(a.cv_results[cols], b.cv_results[cols])
+    for (ta, va), (tb, vb) in zip(a.splits, b.splits):
+        np.testing.assert_array_equal(va, vb)
+    np.testing.assert_array_equal(a.best_estimator.predict_proba(X), b.best_estimator.predict_proba(X))
+
+
+def test_group_folds_never_straddle(blobs):
+    X, y, groups = blobs
+    cv, g = make_cv(y, groups=groups, folds=4, seed=0)
+    assert isinstance(cv, StratifiedGroupKFold)
+    splits = list(cv.split(X, y, g))
+    res = grid_search(["knn"], X, y, groups=groups, folds=4, seed=0, grids={"knn": {"n_neighbors": [3]}})
+    assert res.grouped
+    for tr, va in splits + res.splits:
+        assert not set(groups[tr]) & set(groups[va])
+        assert len(tr) + len(va) == len(y)
+    seen = np.concatenate([va for _, va in res.splits])
+    assert sorted(seen) == list(range(len(y)))  # every clip validated once
+
+
+def test_singleton_groups_use_plain_stratified_folds(blobs):
+    X, y, _ = blobs
+    cv, g = make_cv(y, groups=[f"clip{i}" for i in range(len(y))], folds=3, seed=0)
+    assert isinstance(cv, StratifiedKFold) and g is None
+    assert (cv.n_splits, cv.shuffle, cv.random_state) == (3, True, 0)
+
+
+def test_pipeline_options_in_the_grid(blobs):
+    X, y, _ = blobs
+    res = grid_search(["logreg"], X, y, folds=3, seed=0, scaler="robust",
+                      grids={"logreg": {"C": [1.0], "select_k": [None, 2], "pca": [None, 0.9]}})
+    assert len(res.cv_results) == 4
+    assert set(res.best_params) == {"model", "C", "select_k", "pca"}
+    names = [n for n, _ in res.best_estimator.steps]
+    assert names[0] == "scaler" and names[-1] == "model"
+    assert ("select" in names) == (res.best_params["select_k"] is not None)
+    assert ("pca" in names) == (res.best_params["pca"] is not None)
+    assert type(res.best_estimator.named_steps["scaler"]).__name__ == "RobustScaler"
+    assert any("select_k=None" in p for p in res.cv_results["params"])
+
+
+def test_default_grids_and_top_k_scoring(blobs):
+    X, y, _ = blobs
+    res = grid_search("knn", X, y, folds=3, seed=0, scoring="top_k_accuracy")
+    assert len(res.cv_results) == 14  # 7 n_neighbors x 2 weights
+    assert 0.9 <= res.best_score <= 1.0
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"candidates": ["rf"], "grids": {"rf": {"gamma": [0.1]}}}, r"^train\.search\.grid\.rf\.gamma: rf has no parameter 'gamma'"),
+        ({"candidates": ["svm_rbf"], "grids": {"svm_rbf": {"C": []}}}, r"^train\.search\.grid\.svm_rbf\.C: expected a non-empty list"),
+        ({"candidates": ["svm_rbf"], "grids": {"svm_rbf": {"C": 10}}}, r"^train\.search\.grid\.svm_rbf\.C: expected a non-empty list of values, got 10"),
+        ({"candidates": ["svm_rbf"], "grids": {"svm_rbf": {"C": [1, -1]}}}, r"^train\.search\.grid\.svm_rbf\.C: must be > 0, got -1"),
+        ({"candidates": ["rf"], "grids": {"rf": {"select_k": [0]}}}, r"^train\.search\.grid\.rf\.select_k: expected an integer >= 1"),
+        ({"candidates": ["rf"], "grids": {"knn": {"n_neighbors": [3]}}}, r"^train\.search\.grid\.knn: not among the candidates \(rf\)"),
+        ({"candidates": ["rf"], "grids": {"rf": [1]}}, r"^train\.search\.grid\.rf: expected a mapping"),
+        ({"candidates": ["rf", "svn"]}, r"^model\.name\[1\]: unknown model 'svn'"),
+        ({"candidates": []}, r"^model\.name: expected a model name or a non-empty list"),
+        ({"candidates": ["rf", "rf"]}, r"^model\.name\[1\]: 'rf' listed twice"),
+        ({"candidates": ["rf"], "folds": 1}, r"^train\.search\.folds: expected an integer >= 2, got 1"),
+        ({"candidates": ["rf"], "scoring": "acuracy"}, r"^train\.search\.scoring: unknown scorer 'acuracy'; did you mean 'accuracy'"),
+        ({"candidates": ["rf"], "pca": 1.0}, r"^model\.pca: expected"),
+        ({"candidates": ["rf"], "folds": 13}, r"^train\.search\.folds: 13 folds need at least 13 clips in every class; class 'a' has 12"),
+    ],
+)
+def test_search_errors_name_the_key_path(kw, message, blobs):
+    X, y, _ = blobs
+    candidates = kw.pop("candidates")
+    with pytest.raises(ConfigError, match=message):
+        grid_search(candidates, X, y, **kw)
+
+
+def test_small_class_and_too_few_groups(blobs):
+    X, y, groups = blobs
+    y2 = y.copy()
+    y2[:10] = "b"  # class 'a' keeps 2 clips
+    with pytest.raises(ConfigError, match=r"train\.search\.folds: 3 folds need at least 3 clips in every class; class 'a' has 2"):
+        grid_search(["knn"], X, y2, folds=3)
+    few = np.repeat(["g1", "g2", "g3"], 12)
+    with pytest.raises(ConfigError, match=r"train\.search\.folds: 4 folds need at least 4 groups; found 3"):
+        grid_search(["knn"], X, y, groups=few, folds=4)
+
+
+def test_data_errors(blobs):
+    X, y, _ = blobs
+    with pytest.raises(DataError, match="at least 2 classes, got 1"):
+        grid_search(["knn"], X, np.repeat("a", len(y)), folds=3)
+    bad = X.copy()
+    bad[4, 1] = np.nan
+    with pytest.raises(DataError, match=r"X: 1 non-finite values .* rows 4"):
+        grid_search(["knn"], bad, y, folds=3)
+    with pytest.raises(DataError, match="differ in length"):
+        grid_search(["knn"], X[:-1], y, folds=3)
+    with pytest.raises(DataError, match="groups: expected one group per clip"):
+        grid_search(["knn"], X, y, groups=["g"] * 5, folds=3)
+
+
+def test_fixed_params_apply_to_candidates(blobs):
+    X, y, _ = blobs
+    res = grid_search(["logreg", "svm_linear"], X, y, folds=3, seed=0, params={"class_weight": "balanced"},
+                      grids={"logreg": {"C": [1.0]}, "svm_linear": {"C": [1.0]}})
+    assert res.best_estimator.named_steps["model"].class_weight == "balanced"
+    per = grid_search(["logreg", "knn"], X, y, folds=3, seed=0, params={"knn": {"weights": "distance"}},
+                      grids={"logreg": {"C": [0.001]}, "knn": {"n_neighbors": [3]}})
+    assert per.best_params == {"model": "knn", "n_neighbors": 3}
+    assert per.best_estimator.named_steps["model"].weights == "distance"
+    with pytest.raises(ConfigError, match=r"^model\.params\.C: knn has no parameter 'C'"):
+        grid_search(["logreg", "knn"], X, y, folds=3, params={"C": 10})
+    with pytest.raises(ConfigError, match=r"^model\.params\.knn\.n_neighbors: must be an integer >= 1"):
+        grid_search(["logreg", "knn"], X, y, folds=3, params={"knn": {"n_neighbors": 0}})
