@@ -14,7 +14,7 @@ import numpy as np
 from earmark.audio import load, segment
 from earmark.errors import DataError, EarmarkError
 from earmark.features.base import get_feature
-from earmark.features.pool import pool
+from earmark.features.pool import vectors
 from earmark.fsutil import atomic_path
 from earmark.run import Run
 
@@ -62,8 +62,8 @@ def clip_proba(run: Run, path: str | os.PathLike) -> tuple[np.ndarray, int]:
         y, _ = segment(y, length, hop)
     else:
         y = y[np.newaxis]
-    X = pool(np.asarray(spec.fn(y, **params)), cfg.features.pool)
-    P = run.predict_proba(X.reshape(len(y), -1))
+    X = vectors(list(np.asarray(spec.fn(y, **params))), cfg.features.pool)  # one vector per window
+    P = run.predict_proba(X)
     if cfg.eval.aggregate == "vote":
         votes = np.bincount(P.argmax(axis=1), minlength=P.shape[1]).astype(np.float64)
         return votes / votes.sum(), len(P)

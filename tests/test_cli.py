@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
@@ -83,10 +84,26 @@ def test_prepare_unknown_format_and_missing_source(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_demo_runs_offline_and_reuses_its_work(tmp_path):
-    cmd = [sys.executable, "-m", "earmark", "demo", "--out", str(tmp_path / "demo")]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "earmark", "demo", "--out", str(out)]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
     assert first.returncode == 0, first.stdout + first.stderr
-    assert (tmp_path / "demo" / "data" / "manifest.csv").exists()
     assert "300 clips, 5 classes" in first.stdout
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert runs == ["mfcc-logreg", "stats518-rf-knn", "stats518-svm"]
+    for run in runs:
+        metrics = json.loads((out / "runs" / run / "metrics.json").read_text())
+        assert metrics["n"] == 90 and metrics["accuracy"] > 0.6, (run, metrics["accuracy"])
+    table = (out / "comparison.md").read_text()
+    assert all(name in table for name in runs)
+    data_files = sorted((out / "features").rglob("data.bin"))
+    before = {p: p.stat().st_mtime_ns for p in data_files + sorted((out / "data").rglob("*.wav"))}
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert second.returncode == 0 and "0 computed, 300 cached" in second.stdout
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # dataset and features reused, not rewritten
+
+
+def test_usage_errors_exit_2_with_a_message(capsys):
+    assert main(["extract"]) == 2
+    assert "Missing argument" in capsys.readouterr().err
+    assert main(["no-such-command"]) == 2

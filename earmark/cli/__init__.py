@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+import typer
+
 from earmark.cli.app import app
 from earmark.cli import compare, demo, evaluate, extract, features, predict, prepare, train  # noqa: F401  (register commands)
 
@@ -23,15 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted; finished work is kept")
         return 130
-    except Exception as exc:  # click's usage errors in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except typer.Abort:
+        return 130
+    except typer.exceptions.TyperException as exc:  # usage errors (bad option, missing argument)
+        if hasattr(exc, "show"):
             exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return 130
-        raise
+        return int(getattr(exc, "exit_code", 2))
     return result if isinstance(result, int) else 0
 
 

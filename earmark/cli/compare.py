@@ -21,11 +21,9 @@ def compare_command(
     `earmark evaluate RUN --manifest ...` on it first.
     """
     from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
 
     from earmark.errors import ConfigError
-    from earmark.evaluate.compare import compare_runs, format_cell, to_markdown
+    from earmark.evaluate.compare import compare_runs, to_markdown
     from earmark.fsutil import atomic_path, atomic_write_text
 
     csv_path = None
@@ -35,16 +33,26 @@ def compare_command(
             raise ConfigError(f"--out: expected a Markdown path such as table.md (the CSV goes beside it), got {out}")
 
     df = compare_runs(runs)
-    table = Table(title=f"{len(df)} run(s), best accuracy first")
-    for column in df.columns:
-        table.add_column(str(column), justify="right" if column not in ("run", "model", "features") else "left")
-    for values in df.itertuples(index=False, name=None):
-        table.add_row(*(escape(format_cell(c, v)) for c, v in zip(df.columns, values)))
     console = Console()
-    console.print(table)
+    console.print(rich_table(df, f"{len(df)} run(s), best accuracy first"))
 
     if out is not None:
         atomic_write_text(out, to_markdown(df))
         with atomic_path(csv_path) as tmp:
             df.to_csv(tmp, index=False)
         console.print(f"wrote {out} and {csv_path}", highlight=False)
+
+
+def rich_table(df, title: str):
+    """The comparison frame of :func:`earmark.evaluate.compare.compare_runs` as a rich Table."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from earmark.evaluate.compare import format_cell
+
+    table = Table(title=title)
+    for column in df.columns:
+        table.add_column(str(column), justify="right" if column not in ("run", "model", "features") else "left")
+    for values in df.itertuples(index=False, name=None):
+        table.add_row(*(escape(format_cell(c, v)) for c, v in zip(df.columns, values)))
+    return table

@@ -31,8 +31,8 @@ def demo_command(
     """
     import yaml
     from rich.console import Console
-    from rich.table import Table
 
+    from earmark.cli.compare import rich_table
     from earmark.config import validate_config
     from earmark.data import Manifest
     from earmark.data.demo import make_demo_dataset
@@ -59,10 +59,7 @@ def demo_command(
         runs.append(train(cfg, out / "runs" / name, progress=True))
     table = compare_runs(runs)
     atomic_write_text(out / "comparison.md", to_markdown(table))
-    rich_table = Table(*[str(c) for c in table.columns], title="3. comparison on the test split")
-    for row in table.itertuples(index=False):
-        rich_table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row])
-    console.print(rich_table)
+    console.print(rich_table(table, "3. comparison on the test split, best accuracy first"))
     console.print(f"runs: {', '.join(str(r) for r in runs)}", highlight=False, soft_wrap=True)
     console.print(f"comparison: {out / 'comparison.md'}; try `earmark predict {runs[1]} {out / 'data' / 'organ'} --out predictions.csv`",
                   highlight=False, soft_wrap=True)

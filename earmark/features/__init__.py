@@ -8,6 +8,7 @@ from earmark.features.base import FEATURES, Feature, as_tensor, get_feature, lik
 from earmark.features.fbank import fbank, fbank_filters
 from earmark.features.image import save_image, to_image
 from earmark.features.spectral import delta, logmel, mfcc, stft, waveform
+from earmark.features.stats import artist_stats, stats518  # noqa: F401  (registers the statistics features)
 
 __all__ = [
     "FEATURES",

@@ -6,17 +6,16 @@ contrast / rolloff, each summarised over time by seven statistics. ``artist_stat
 study's set: MFCC + deltas, 128-band log-mel, spectral shape, RMS, ZCR and chroma summarised by
 mean / std / max / min, plus the tempo.
 
-Both return one vector per clip, ``(..., n_values)`` float32, not frames. The values equal what
-the librosa calls give (the tests compare every block with a plain librosa implementation), but
-every clip is analysed once: ONE centred STFT (n_fft 2048, hop 512) feeds chroma_stft, RMS, the
-spectral shape features and the mel spectrogram / MFCCs, and ONE constant-Q transform feeds
-chroma_cqt, chroma_cens and tonnetz. The tuning estimates (librosa's ``piptrack``), the CQT octave
-cascade and the spectral statistics are computed here with torch / NumPy on those shared arrays;
-librosa supplies the filter constructions (cached per tuning) and the cheap chroma post-processing.
+Both return one vector per clip, ``(..., n_values)`` float32, not frames. The values are those of
+the librosa calls the studies made (the tests compare every block with a plain librosa
+implementation), but each clip is analysed once: ONE centred STFT (n_fft 2048, hop 512) feeds
+chroma_stft, RMS, the spectral shape features and the mel spectrogram / MFCCs, and ONE constant-Q
+transform feeds chroma_cqt, chroma_cens and tonnetz. The tuning estimates (librosa's ``piptrack``),
+the CQT octave cascade (soxr halving, as librosa), the filter banks (cached per tuning), the chroma
+post-processing and the tempogram are written here in torch / NumPy, so extraction workers never
+import librosa or ``scipy.signal`` (about 1.2 s per process).
 
-librosa is imported on the first call, not when :mod:`earmark.features` is imported. In an
-extraction worker the first call costs about 1-2 s for that import; workers forked from a parent
-that already imported librosa skip it.
+Batches are analysed clip by clip (equal results, and a clip's spectra stay in the CPU caches).
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ import torch
 
 from earmark.errors import ConfigError, DataError
 from earmark.features.base import register_feature
+from earmark.features.cqt import cqt, cqt_chroma
 from earmark.features.spectral import (
     _dct_matrix,
     _deltas,
@@ -72,7 +72,6 @@ _KNOWN_STATS = ("mean", "std", "max", "min", "median", "skew", "kurtosis")
 # A row whose variance is below float32 resolution relative to its mean is constant: its skew and
 # kurtosis are 0 (scipy.stats returns NaN there; FMA's features were float32).
 _CONSTANT_RESOLUTION = 1e-6
-_AMIN = 1e-10
 
 
 # --------------------------------------------------------------------------- names and statistics
@@ -152,18 +151,21 @@ def summarise(frames: Any, stats: Sequence[str] = FMA_STATISTICS) -> Any:
 
     Returns
     -------
-    values : shape (..., len(stats) * n_features), float32
-        Statistic by statistic: ``values[..., k * n_features + j]`` is statistic ``k`` of feature ``j``.
-        NumPy in -> NumPy out; a tensor in -> a tensor on its device out.
+    values : shape (..., len(stats) * n_features)
+        Statistic by statistic: ``values[..., k * n_features + j]`` is statistic ``k`` of feature ``j``,
+        computed in float64. NumPy in -> float32 NumPy out; a tensor in -> a tensor on its device
+        out (float64 for a float64 tensor, else float32).
     """
     is_tensor = isinstance(frames, torch.Tensor)
     x = frames.detach().cpu().double().numpy() if is_tensor else np.asarray(frames, dtype=np.float64)
     if x.ndim < 2 or x.shape[-2] == 0:
         raise DataError(f"summarise: expected frames of shape (..., n_frames >= 1, n_features), got {x.shape}")
-    stats = tuple(stats)
+    stats = (stats,) if isinstance(stats, str) else tuple(stats)
     s = _summary(np.swapaxes(x, -1, -2), stats)  # (n_stats, ..., n_features)
-    out = np.moveaxis(s, 0, -2).reshape(*x.shape[:-2], len(stats) * x.shape[-1]).astype(np.float32)
-    return torch.from_numpy(out).to(frames.device) if is_tensor else out
+    out = np.moveaxis(s, 0, -2).reshape(*x.shape[:-2], len(stats) * x.shape[-1])
+    if is_tensor:
+        return torch.from_numpy(out).to(frames.device, torch.float64 if frames.dtype == torch.float64 else torch.float32)
+    return out.astype(np.float32)
 
 
 # --------------------------------------------------------------------------- shared spectral analysis
@@ -204,6 +206,9 @@ def _contrast_bands(sr: int, freq: np.ndarray, n_bands: int = 6, fmin: float = 2
     for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:])):
         current = (freq >= f_low) & (freq <= f_high)
         idx = np.flatnonzero(current)
+        if idx.size < (2 if k == 0 else 1) or (k > 0 and idx[0] == 0):
+            raise ConfigError(f"spectral contrast: too few FFT bins between {f_low:g} and {f_high:g} Hz; "
+                              f"n_fft={2 * (len(freq) - 1)} is too small for 6 octave bands from 200 Hz")
         if k > 0:
             current[idx[0] - 1] = True
         if k == n_bands:
@@ -215,14 +220,10 @@ def _contrast_bands(sr: int, freq: np.ndarray, n_bands: int = 6, fmin: float = 2
     return tuple(bands)
 
 
-def _normalize_frames(x: torch.Tensor, norm: float) -> torch.Tensor:
-    """``librosa.util.normalize(x, norm, axis=feature)`` for time-first ``x``: tiny frames are left as they are."""
-    if norm == math.inf:
-        length = x.abs().amax(-1, keepdim=True)
-    else:
-        length = x.abs().pow(norm).sum(-1, keepdim=True).pow(1.0 / norm)
-    tiny = torch.finfo(x.dtype).tiny
-    return x / torch.where(length < tiny, torch.ones_like(length), length)
+def _max_normalize(x: torch.Tensor) -> torch.Tensor:
+    """``librosa.util.normalize(x, norm=np.inf)`` over the last axis: frames below ``tiny`` are left as they are."""
+    length = x.abs().amax(-1, keepdim=True)
+    return x / torch.where(length < torch.finfo(x.dtype).tiny, torch.ones_like(length), length)
 
 
 def _estimate_tuning(S: torch.Tensor, sr: int, n_fft: int, band: tuple[int, int] | None) -> float:
@@ -289,8 +290,8 @@ def _spectral(S: torch.Tensor, plan: dict[str, Any]) -> dict[str, np.ndarray]:
     denom = torch.where(m0 < torch.finfo(S.dtype).tiny, torch.ones_like(m0), m0)
     centroid = m1 / denom
     bandwidth = ((m2 - 2.0 * centroid * m1 + centroid * centroid * m0) / denom).clamp_min(0.0).sqrt()
-    cs = torch.cumsum(S, dim=-1)
-    below = (cs < 0.85 * cs[:, -1:]).sum(-1).clamp_max(S.shape[-1] - 1)
+    cs = torch.cumsum(S, dim=-1)  # non-decreasing: the first bin reaching 85 % by binary search
+    below = torch.searchsorted(cs, 0.85 * cs[:, -1:]).squeeze(-1).clamp_max(S.shape[-1] - 1)
     rolloff = torch.from_numpy(freq)[below]
     peaks, valleys = [], []
     Sn = S.numpy()
@@ -332,160 +333,6 @@ def _rms_time(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
     return np.sqrt(np.maximum(energy / n_fft, 0.0))[None]
 
 
-# --------------------------------------------------------------------------- constant-Q transform
-
-
-_C1_HZ = 440.0 * 2.0 ** ((24 - 69.0) / 12.0)  # librosa.note_to_hz("C1")
-_HANN_BANDWIDTH = 1.50018310546875  # librosa.filters.window_bandwidth("hann")
-
-
-def _wavelet_fft(freqs: np.ndarray, Q: np.ndarray, sr: float) -> np.ndarray:
-    """Sparsified FFT of the Hann-windowed complex wavelets of ``freqs`` at ``sr``: (n_filters, n_fft // 2 + 1).
-
-    ``librosa.filters.wavelet(norm=1, pad_fft=True)`` scaled by ``lengths / n_fft``, transformed, and
-    ``librosa.util.sparsify_rows(quantile=0.01)``, as ``librosa.cqt`` builds each octave's basis.
-    """
-    lengths = Q * sr / freqs
-    n_fft = int(2.0 ** np.ceil(np.log2(lengths.max())))
-    basis = np.zeros((len(freqs), n_fft), dtype=np.complex64)
-    for i, (ilen, freq) in enumerate(zip(lengths, freqs)):
-        phase = np.arange(-ilen // 2, ilen // 2, dtype=float) * 2 * np.pi * freq / sr
-        sig = (np.cos(phase) + 1j * np.sin(phase)) * get_window("stats518", "hann", len(phase))
-        sig /= np.abs(sig).sum()
-        lpad = (n_fft - len(sig)) // 2
-        basis[i, lpad : lpad + len(sig)] = sig
-    basis *= lengths[:, None] / float(n_fft)
-    fft = np.fft.fft(basis, n=n_fft, axis=1)[:, : n_fft // 2 + 1]
-    mags = np.abs(fft)
-    ordered = np.sort(mags, axis=1)
-    cumulative = np.cumsum(ordered / mags.sum(axis=1, keepdims=True), axis=1)
-    floor = ordered[np.arange(len(freqs)), np.argmin(cumulative < 0.01, axis=1)]
-    return np.where(mags >= floor[:, None], fft, 0).astype(np.complex64)
-
-
-@functools.lru_cache(maxsize=256)
-def _cqt_plan(sr: int, hop_length: int, tuning: float) -> tuple[int, tuple, np.ndarray]:
-    """The octave filters of ``librosa.cqt(sr, hop_length, fmin=C1, n_bins=84, bins_per_octave=12, tuning)``.
-
-    Returns ``(early_downsample_factor, octaves, 1 / sqrt(lengths))``; each octave is
-    ``(n_fft, hop, lo, hi, basis (hi - lo, 12) complex64, resample_after)``, highest octave first.
-    """
-    n_bins, bpo = 84, 12
-    n_octaves = n_bins // bpo
-    ratios = 2.0 ** (np.arange(0, bpo, dtype=float) / bpo)  # librosa.interval_frequencies("equal")
-    freqs = np.sort(np.multiply.outer(2.0 ** np.arange(n_octaves), ratios).flatten()[:n_bins])
-    freqs = freqs * (_C1_HZ * 2.0 ** (tuning / bpo))
-    logf = np.log2(freqs)  # librosa.filters._relative_bandwidth
-    local_bpo = np.empty_like(freqs)
-    local_bpo[0] = 1 / (logf[1] - logf[0])
-    local_bpo[-1] = 1 / (logf[-1] - logf[-2])
-    local_bpo[1:-1] = 2 / (logf[2:] - logf[:-2])
-    alpha = (2.0 ** (2 / local_bpo) - 1) / (2.0 ** (2 / local_bpo) + 1)
-    Q = 1.0 / alpha
-    cutoff = np.max(freqs * (1 + 0.5 * _HANN_BANDWIDTH / Q))
-    nyquist = sr / 2.0
-    if cutoff > nyquist:
-        raise ConfigError(f"constant-Q transform: 7 octaves from C1 need sr > {2 * cutoff:.0f}, got sr={sr}")
-    count1 = max(0, int(np.ceil(np.log2(nyquist / cutoff)) - 1) - 1)
-    twos = (hop_length & -hop_length).bit_length() - 1
-    factor = 2 ** min(count1, max(0, twos - n_octaves + 1))
-    sr_e = sr / factor
-    octaves = []
-    my_sr, my_hop = sr_e, hop_length // factor
-    for i in range(n_octaves):
-        sl = slice(n_bins - bpo * (i + 1), n_bins - bpo * i)
-        fft_basis = _wavelet_fft(freqs[sl], Q[sl], my_sr) * np.float32(np.sqrt(sr_e / my_sr))
-        cols = np.flatnonzero(np.abs(fft_basis).sum(axis=0) > 0)
-        lo, hi = int(cols[0]), int(cols[-1]) + 1
-        n_fft = 2 * (fft_basis.shape[1] - 1)
-        resample = my_hop % 2 == 0 and i < n_octaves - 1
-        octaves.append((n_fft, my_hop, lo, hi, torch.from_numpy(np.ascontiguousarray(fft_basis[:, lo:hi].T)), resample))
-        if my_hop % 2 == 0:
-            my_hop //= 2
-            my_sr /= 2.0
-    return factor, tuple(octaves), (1.0 / np.sqrt(Q * sr_e / freqs)).astype(np.float32)
-
-
-def _halve(y: np.ndarray, factor: int = 2) -> np.ndarray:
-    """``librosa.resample(y, orig_sr=factor, target_sr=1, res_type="soxr_hq", scale=True)``."""
-    import soxr
-
-    n = int(np.ceil(y.shape[-1] / factor))
-    out = soxr.resample(y, factor, 1, quality="soxr_hq")
-    if out.shape[-1] != n:
-        out = np.pad(out, (0, n - out.shape[-1])) if out.shape[-1] < n else out[:n]
-    out = out.astype(y.dtype, copy=False)
-    out /= np.sqrt(1.0 / factor)
-    return out
-
-
-def _cqt(y: np.ndarray, sr: int, hop_length: int, tuning: float) -> np.ndarray:
-    """``np.abs(librosa.cqt(y, sr, hop_length, n_bins=84, bins_per_octave=12, tuning=tuning))``: (84, n_frames)."""
-    factor, octaves, scale = _cqt_plan(sr, hop_length, tuning)
-    my_y = _halve(y, factor) if factor > 1 else y
-    responses = []
-    for n_fft, my_hop, lo, hi, basis, resample in octaves:
-        x = torch.from_numpy(my_y)
-        pad = n_fft // 2
-        short = max(0, n_fft - (x.shape[-1] + 2 * pad))
-        x = torch.nn.functional.pad(x[None], (pad, pad + short))[0]
-        frames = x.unfold(-1, n_fft, my_hop)
-        spec = torch.fft.rfft(frames, dim=-1)[:, lo:hi]
-        responses.append(torch.matmul(spec.to(basis.dtype), basis))  # (T_i, 12)
-        if resample:
-            my_y = _halve(my_y)
-    n_frames = min(r.shape[0] for r in responses)
-    C = torch.cat([r[:n_frames] for r in reversed(responses)], dim=-1).abs()
-    return (C.numpy() * scale).T
-
-
-@functools.lru_cache(maxsize=1)
-def _cq_to_chroma() -> np.ndarray:
-    """``librosa.filters.cq_to_chroma(84, bins_per_octave=36, n_chroma=12)``: (12, 84).
-
-    36 bins per octave is ``chroma_cqt``'s default, which FMA's call ``chroma_cqt(C=cqt,
-    n_chroma=12, n_octaves=7)`` on its 12-bin-per-octave CQT kept; reproduced as FMA computed it.
-    """
-    cq = np.roll(np.repeat(np.eye(12), 3, axis=1), -1, axis=1)
-    cq = np.tile(cq, 3)[:, :84]
-    midi_0 = np.mod(12 * (np.log2(_C1_HZ) - np.log2(440.0)) + 69, 12)
-    return np.roll(cq, int(np.round(midi_0)), axis=0).astype(np.float32)
-
-
-@functools.lru_cache(maxsize=1)
-def _tonnetz_matrix() -> np.ndarray:
-    """``librosa.feature.tonnetz``'s projection of 12 chroma onto fifths, minor and major thirds: (6, 12)."""
-    scale = np.asarray([7.0 / 6, 7.0 / 6, 3.0 / 2, 3.0 / 2, 2.0 / 3, 2.0 / 3])
-    V = np.multiply.outer(scale, np.linspace(0, 12, num=12, endpoint=False))
-    V[::2] -= 0.5
-    return np.array([1, 1, 1, 1, 0.5, 0.5])[:, None] * np.cos(np.pi * V)
-
-
-def _normalize_rows(x: np.ndarray, norm: float) -> np.ndarray:
-    """``librosa.util.normalize(x, norm, axis=-2)`` for freq-first ``x``: tiny columns are left as they are."""
-    mag = np.abs(x).astype(np.float64)
-    length = mag.max(axis=-2, keepdims=True) if norm == math.inf else np.sum(mag**norm, axis=-2, keepdims=True) ** (1.0 / norm)
-    return (x / np.where(length < np.finfo(x.dtype).tiny, 1.0, length)).astype(x.dtype)
-
-
-def _cqt_chroma(C: np.ndarray) -> dict[str, np.ndarray]:
-    """``chroma_cqt``, ``chroma_cens`` (n_chroma 12, n_octaves 7) of a ``|cqt|`` and ``tonnetz`` of the CENS."""
-    raw = np.maximum(_cq_to_chroma() @ C, 0.0)
-    quant = np.zeros_like(raw)
-    l1 = _normalize_rows(raw, 1)
-    for step in (0.4, 0.2, 0.1, 0.05):
-        quant += (l1 > step) * np.float32(0.25)
-    win = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(43) / 42)  # symmetric Hann of 41 + 2
-    win = torch.from_numpy(win / win.sum()).to(torch.float32)
-    smooth = torch.nn.functional.conv1d(torch.from_numpy(quant)[:, None], win[None, None], padding=21)[:, 0]
-    cens = _normalize_rows(smooth.numpy(), 2)
-    return {
-        "chroma_cqt": _normalize_rows(raw, math.inf),
-        "chroma_cens": cens,
-        "tonnetz": _tonnetz_matrix() @ _normalize_rows(cens, 1),
-    }
-
-
 def _tempo(onset: np.ndarray, sr: int, hop_length: int) -> float:
     """``librosa.feature.tempo(onset_envelope=onset, sr, hop_length)``: the global tempo in BPM.
 
@@ -496,9 +343,10 @@ def _tempo(onset: np.ndarray, sr: int, hop_length: int) -> float:
     win = max(1, int(8.0 * sr) // hop_length)
     env = np.pad(onset.astype(np.float64), (win // 2, win // 2), mode="linear_ramp", end_values=(0, 0))
     frames = torch.from_numpy(env).unfold(0, win, 1)[:n] * torch.from_numpy(get_window("stats518", "hann", win))
-    n_pad = 2 * win - 1
-    n_pad += n_pad % 2  # an even length: any length >= 2 win - 1 gives the same lags
-    ac = torch.fft.irfft(torch.fft.rfft(frames, n=n_pad).abs().square(), n=n_pad)[:, :win]
+    n_pad = 2 * win - 1  # any length >= 2 win - 1 gives the same lags: take a 5-smooth one, fast to transform
+    n_pad = min(m for m in (2**a * 3**b * 5**c for a in range(1, 40) for b in range(3) for c in range(3)) if m >= n_pad)
+    spec = torch.fft.rfft(torch.nn.functional.pad(frames, (0, n_pad - win)))
+    ac = torch.fft.irfft(_power(spec), n=n_pad)[:, :win]
     peak = ac.abs().amax(-1, keepdim=True)
     tg = (ac / torch.where(peak < torch.finfo(ac.dtype).tiny, torch.ones_like(peak), peak)).mean(0).numpy()
     bpms = np.full(win, np.inf)
@@ -520,31 +368,30 @@ def _check(feature: str, sr: Any, n_fft: Any, hop_length: Any) -> tuple[int, int
 
 
 def _clips(y: Any, feature: str) -> tuple[np.ndarray, Any]:
-    """``(clips (n, n_samples) float32/float64 CPU array, how to return)``."""
+    """``(clips (..., n_samples) float32 CPU array, (device, dtype) of a tensor input or None)``."""
     if isinstance(y, torch.Tensor):
-        arr, device = y.detach().to("cpu"), y.device
-        arr = (arr if arr.dtype in (torch.float32, torch.float64) else arr.float()).numpy()
+        back = (y.device, y.dtype if y.dtype == torch.float64 else torch.float32)
+        arr = y.detach().to("cpu", torch.float32).numpy()
     else:
-        arr, device = np.asarray(y), None
-        if arr.dtype not in (np.float32, np.float64):
-            arr = arr.astype(np.float32)
+        back, arr = None, np.asarray(y, dtype=np.float32)
     if arr.ndim == 0:
         raise DataError(f"{feature}: expected a waveform of shape (..., n_samples), got a scalar")
     if arr.shape[-1] < 1:
         raise DataError(f"{feature}: input has 0 samples, at least 1 needed")
     if not np.isfinite(arr).all():
         raise DataError(f"{feature}: the waveform holds NaN or Inf")
-    return arr, device
+    return arr, back
 
 
 def _batched(y: Any, feature: str, n_values: int, fn: Any) -> Any:
-    arr, device = _clips(y, feature)
+    """``fn(clip) -> (n_values,)`` over every clip of ``y (..., n_samples)``, returned like the input."""
+    arr, back = _clips(y, feature)
     flat = np.ascontiguousarray(arr.reshape(-1, arr.shape[-1]))
     out = np.empty((flat.shape[0], n_values), dtype=np.float32)
     for i in range(flat.shape[0]):
         out[i] = fn(flat[i])
     out = out.reshape(*arr.shape[:-1], n_values)
-    return out if device is None else torch.from_numpy(out).to(device)
+    return out if back is None else torch.from_numpy(out).to(*back)
 
 
 def _analyse(y: np.ndarray, sr: int, n_fft: int, hop_length: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
@@ -557,7 +404,7 @@ def _analyse(y: np.ndarray, sr: int, n_fft: int, hop_length: int) -> tuple[torch
 
 def _chroma_stft(P: torch.Tensor, sr: int, n_fft: int, plan: dict) -> np.ndarray:
     tuning = _estimate_tuning(P, sr, n_fft, plan["band"])
-    return _normalize_frames(torch.matmul(P, _chroma_fb(sr, n_fft, tuning, P.dtype)), math.inf).T.double().numpy()
+    return _max_normalize(torch.matmul(P, _chroma_fb(sr, n_fft, tuning, P.dtype))).T.double().numpy()
 
 
 def _mel_db(P: torch.Tensor, plan: dict) -> torch.Tensor:
@@ -594,21 +441,22 @@ def stats518(y: Any, sr: int = 22050, *, n_fft: int = 2048, hop_length: int = 51
     -------
     values : shape (..., 518), float32
         In the column order of FMA's ``features.csv``; names from :func:`stats518_names`.
-        NumPy in -> NumPy out; a tensor in -> a tensor on its device out (computed on the CPU).
+        Computed on the CPU in float32 (as FMA's librosa code); NumPy in -> NumPy out; a tensor
+        in -> a tensor on its device out (float64 for a float64 tensor).
     """
     sr, n_fft, hop_length = _check("stats518", sr, n_fft, hop_length)
     _contrast_bands(sr, np.fft.rfftfreq(n_fft, 1.0 / sr))  # parameter errors before any work
 
     def clip(y: np.ndarray) -> np.ndarray:
         S, P, plan = _analyse(y, sr, n_fft, hop_length)
-        C = _cqt(y.astype(np.float32, copy=False), sr, hop_length, _estimate_tuning(S, sr, n_fft, plan["band"]))
+        C = cqt(y, sr, hop_length, _estimate_tuning(S, sr, n_fft, plan["band"]))
         mfcc = torch.matmul(_mel_db(P, plan), _dct_matrix(128, 20, torch.device("cpu"), P.dtype))
         rows = {
             "chroma_stft": _chroma_stft(P, sr, n_fft, plan),
             "mfcc": mfcc.T.double().numpy(),
             "rmse": torch.matmul(P, plan["rms_w"]).sqrt()[None].double().numpy(),
             "zcr": _zcr(y, n_fft, hop_length),
-            **_cqt_chroma(C),
+            **cqt_chroma(C),
             **_spectral(S, plan),
         }
         return np.concatenate([_summary(rows[name], FMA_STATISTICS).ravel() for name, _ in _FMA_BLOCKS])
@@ -638,8 +486,8 @@ def artist_stats(y: Any, sr: int = 22050, *, n_fft: int = 2048, hop_length: int 
     Returns
     -------
     values : shape (..., 849), float32
-        Names from :func:`artist_stats_names`. NumPy in -> NumPy out; a tensor in -> a tensor on its
-        device out (computed on the CPU).
+        Names from :func:`artist_stats_names`. Computed on the CPU in float32; NumPy in -> NumPy
+        out; a tensor in -> a tensor on its device out (float64 for a float64 tensor).
     """
     sr, n_fft, hop_length = _check("artist_stats", sr, n_fft, hop_length)
     _contrast_bands(sr, np.fft.rfftfreq(n_fft, 1.0 / sr))
@@ -648,7 +496,7 @@ def artist_stats(y: Any, sr: int = 22050, *, n_fft: int = 2048, hop_length: int 
         S, P, plan = _analyse(y, sr, n_fft, hop_length)
         db = _mel_db(P, plan)
         mfcc = torch.matmul(db, _dct_matrix(128, 20, torch.device("cpu"), P.dtype))
-        d = _deltas(mfcc, 9)
+        d = _deltas(mfcc - mfcc[:1], 9)  # the same deltas (the kernels sum to 0), exactly 0 for constant rows
         mel_db = db - db.amax()  # ref=np.max
         onset = torch.clamp_min(db[1:] - db[:-1], 0.0).mean(-1)  # onset_strength(S=mel dB): lag 1, mean
         lead = 1 + n_fft // (2 * hop_length)
