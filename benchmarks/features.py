@@ -26,9 +26,7 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,6 +37,9 @@ import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _common import earmark_process, settle  # noqa: E402
 
 
 def synth(sr: int, duration: float, seed: int, channels: int) -> np.ndarray:
@@ -92,30 +93,6 @@ def librosa_pipeline(paths: list[str], out: Path, kind: str) -> float:
                                     ref=np.max)
         np.savez(out / f"{i:06d}.npz", S=S)
     return time.perf_counter() - t0
-
-
-def settle() -> None:
-    """Write back dirty pages (e.g. librosa's thousands of .npz files) so they do not slow the next run."""
-    os.sync()
-    time.sleep(1.0)
-
-
-def earmark_process(manifest: Path, feature: str, store: Path, jobs: int) -> tuple[float, float]:
-    """`earmark extract` as its own process, from start-up to exit.
-
-    Returns (whole process seconds, seconds inside the extraction as the command reports them).
-    """
-    shutil.rmtree(store, ignore_errors=True)
-    settle()
-    cmd = [sys.executable, "-m", "earmark", "extract", str(manifest), "--features", feature, "--store", str(store),
-           "--jobs", str(jobs), "--no-progress"]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"earmark extract failed:\n{proc.stdout}\n{proc.stderr}")
-    inner = float(re.search(r"failed in ([0-9.]+) s", proc.stdout.replace("\n", " ")).group(1))
-    return seconds, inner
 
 
 def max_db_difference(manifest: Path, store: Path, n: int = 10) -> float:

@@ -30,9 +30,6 @@ import argparse
 import json
 import os
 import platform
-import re
-import shutil
-import subprocess
 import sys
 import time
 import warnings
@@ -44,6 +41,9 @@ import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _common import earmark_process, settle  # noqa: E402
 
 STYLES = Path("/work/bench-data/styles/audio")
 FMA_ORDER = ("chroma_cens", "chroma_cqt", "chroma_stft", "mfcc", "rmse", "spectral_bandwidth",
@@ -169,27 +169,6 @@ def reference_run(paths: list[str], out: Path) -> tuple[float, np.ndarray]:
         values = np.stack(values).astype(np.float32)
         np.save(out, values)
         return time.perf_counter() - t0, values
-
-
-def settle() -> None:
-    """Write back dirty pages so they do not slow the next run."""
-    os.sync()
-    time.sleep(1.0)
-
-
-def earmark_process(manifest: Path, feature: str, store: Path, jobs: int) -> tuple[float, float]:
-    """`earmark extract` as its own process: (whole process seconds, extraction seconds it reports)."""
-    shutil.rmtree(store, ignore_errors=True)
-    settle()
-    cmd = [sys.executable, "-m", "earmark", "extract", str(manifest), "--features", feature, "--store", str(store),
-           "--jobs", str(jobs), "--no-progress"]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"earmark extract failed:\n{proc.stdout}\n{proc.stderr}")
-    inner = float(re.search(r"failed in ([0-9.]+) s", proc.stdout.replace("\n", " ")).group(1))
-    return seconds, inner
 
 
 def agreement(ours: np.ndarray, ref: np.ndarray) -> dict[str, float]:

@@ -177,3 +177,16 @@ def test_fixed_params_apply_to_candidates(blobs):
         grid_search(["logreg", "knn"], X, y, folds=3, params={"C": 10})
     with pytest.raises(ConfigError, match=r"^model\.params\.knn\.n_neighbors: must be an integer >= 1"):
         grid_search(["logreg", "knn"], X, y, folds=3, params={"knn": {"n_neighbors": 0}})
+
+
+def test_combinations_that_cannot_fit_a_small_fold_are_skipped_not_fatal():
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(c, 1.0, size=(6, 4)) for c in (0.0, 3.0)])
+    y = np.repeat(["a", "b"], 6)
+    result = grid_search(["knn"], X, y, folds=2, grids={"knn": {"n_neighbors": [3, 9]}})
+    assert result.best_params["n_neighbors"] == 3 and result.failed_fits == 2
+    scores = result.cv_results.set_index("params")["mean_test_score"]
+    assert np.isnan(scores["n_neighbors=9, weights='uniform'"] if "n_neighbors=9, weights='uniform'" in scores
+                    else scores.iloc[-1])
+    with pytest.raises(DataError, match="no parameter combination could be fitted"):
+        grid_search(["knn"], X, y, folds=2, grids={"knn": {"n_neighbors": [9]}})

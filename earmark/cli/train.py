@@ -54,6 +54,9 @@ def _print_run(console, run: Path) -> None:
     if meta.get("cv_score") is not None:
         console.print(f"best by cross-validation on {meta.get('n_train')} clips: {meta.get('best_params')} "
                       f"(score {meta['cv_score']:.3f})", highlight=False)
+    if meta.get("failed_fits"):
+        console.print(f"[yellow]{meta['failed_fits']} grid-search fit(s) failed and were skipped[/] "
+                      f"(NaN scores in cv_results.csv; e.g. more k-NN neighbours than a fold holds)")
     metrics = run / "metrics.json"
     if metrics.exists():
         m = json.loads(metrics.read_text())

@@ -11,6 +11,8 @@ the experiment config in the message (``model.params.C: must be > 0, got -1``).
 
 from __future__ import annotations
 
+import warnings
+
 import copy
 import difflib
 import numbers
@@ -409,6 +411,14 @@ class ClippedSelectKBest(SelectKBest):
 
     def _check_params(self, X, y):
         pass
+
+    def fit(self, X, y=None, **fit_params):
+        # Constant features (silent bands, fixed-tempo stats) have no F-score; SelectKBest ranks
+        # them last anyway, so f_classif's per-fit warnings would only flood a grid search's output.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Features .* are constant", category=UserWarning)
+            warnings.filterwarnings("ignore", message="invalid value encountered in divide", category=RuntimeWarning)
+            return super().fit(X, y, **fit_params)
 
     def _get_support_mask(self):
         check_is_fitted(self)

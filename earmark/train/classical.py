@@ -88,7 +88,7 @@ def train(cfg: ExperimentConfig, out: str | os.PathLike, *, progress: bool = Fal
         model = result.best_estimator
         result.cv_results.to_csv(out / "cv_results.csv", index=False)
         meta.update(model=result.best_params["model"], best_params=_jsonable(result.best_params),
-                    cv_score=float(result.best_score), cv_per_model={k: float(v) for k, v in result.per_model.items()})
+                    cv_score=float(result.best_score), cv_per_model=result.per_model, failed_fits=result.failed_fits)
     else:
         model = build_pipeline(m.candidates[0], params=m.params, scaler=m.scaler, select_k=m.select_k, pca=m.pca,
                                seed=cfg.train.seed).fit(X, y)

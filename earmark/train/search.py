@@ -13,6 +13,8 @@ model, so every candidate is scored on the same folds and the best pipeline is r
 
 from __future__ import annotations
 
+import warnings
+
 import difflib
 import numbers
 from collections import Counter
@@ -21,6 +23,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
@@ -47,9 +50,13 @@ class SearchResult:
         Mean validation score of the best combination.
     cv_results : DataFrame
         One row per combination, best first: ``model``, ``params`` (text), ``mean_test_score``,
-        ``std_test_score``, ``rank_test_score``, ``mean_fit_time``.
+        ``std_test_score``, ``rank_test_score``, ``mean_fit_time``. A combination that could not
+        be fitted on some fold (e.g. k-NN with more neighbours than a fold's clips) has a NaN
+        score and ranks last; the search goes on with the others.
     per_model : dict
-        Best mean validation score of each candidate, in the order given.
+        Best mean validation score of each candidate, in the order given (None if none fitted).
+    failed_fits : int
+        How many (combination, fold) fits failed.
     splits : list of (ndarray, ndarray)
         The (train, validation) row indices of every fold the search used.
     grouped : bool
@@ -61,10 +68,11 @@ class SearchResult:
     best_params: dict[str, Any]
     best_score: float
     cv_results: pd.DataFrame
-    per_model: dict[str, float]
+    per_model: dict[str, float | None]
     splits: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, repr=False)
     grouped: bool = False
     scoring: Any = "accuracy"
+    failed_fits: int = 0
 
 
 def _check_folds(folds: Any, key: str) -> int:
@@ -354,8 +362,16 @@ def grid_search(
     base = Pipeline([("scaler", "passthrough"), ("select", "passthrough"), ("pca", "passthrough"),
                      ("model", param_grid[0]["model"][0])])
     search = GridSearchCV(base, param_grid, scoring=scoring, cv=splits, n_jobs=n_jobs, refit=True,
-                          return_train_score=False, error_score="raise")
-    search.fit(X, y_arr)
+                          return_train_score=False, error_score=np.nan)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FitFailedWarning)
+        search.fit(X, y_arr)
+    messages = [str(w.message) for w in caught if issubclass(w.category, FitFailedWarning)]
+    fold_scores = np.array([search.cv_results_[f"split{i}_test_score"] for i in range(len(splits))])
+    n_failed = int(np.isnan(fold_scores).sum())
+    if not np.isfinite(search.cv_results_["mean_test_score"]).any():
+        raise DataError("grid search: no parameter combination could be fitted on these folds"
+                        + (f"; scikit-learn said:\n{messages[0]}" if messages else ""))
 
     def readable(combo: Mapping[str, Any]) -> dict[str, Any]:
         name = model_name.get(id(combo["model"]), type(combo["model"]).__name__)
@@ -379,7 +395,10 @@ def grid_search(
         "mean_fit_time": res["mean_fit_time"],
     })
     table = table.sort_values("rank_test_score", kind="mergesort").reset_index(drop=True)
-    per_model = {n: float(table.loc[table["model"] == n, "mean_test_score"].max()) for n in names}
+    per_model = {}
+    for n in names:
+        score = table.loc[table["model"] == n, "mean_test_score"].max()
+        per_model[n] = float(score) if np.isfinite(score) else None
     best = search.best_estimator_
     best = Pipeline([(n, s) for n, s in best.steps if not (isinstance(s, str) and s == "passthrough")])
     return SearchResult(
@@ -391,4 +410,5 @@ def grid_search(
         splits=splits,
         grouped=cv_groups is not None,
         scoring=scoring,
+        failed_fits=n_failed,
     )
