@@ -460,7 +460,7 @@ def test_to_image_rejects_bad_input():
 def test_mel_filters_match_librosa(sr, n_fft, n_mels, fmin, fmax, htk, norm):
     import librosa
 
-    from earmark.features.spectral import mel_filters
+    from earmark.features.dsp import mel_filters
 
     ours = mel_filters(sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm)
     ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm)
@@ -483,7 +483,7 @@ def test_extraction_workers_do_not_import_librosa():
 def test_windows_match_scipy(window, n):
     import scipy.signal
 
-    from earmark.features.spectral import get_window
+    from earmark.features.dsp import get_window
 
     np.testing.assert_allclose(get_window("stft", window, n), scipy.signal.get_window(window, n, fftbins=True),
                                atol=1e-12)

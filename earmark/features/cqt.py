@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from earmark.errors import ConfigError
-from earmark.features.spectral import get_window
+from earmark.features.dsp import get_window
 
 __all__ = ["cqt", "cqt_chroma"]
 

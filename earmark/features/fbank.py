@@ -16,7 +16,7 @@ import torch
 
 from earmark.errors import ConfigError
 from earmark.features.base import like_input, register_feature
-from earmark.features.spectral import (
+from earmark.features.dsp import (
     _chunked,
     _float_param,
     _freq_range,

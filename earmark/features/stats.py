@@ -30,19 +30,17 @@ import torch
 from earmark.errors import ConfigError, DataError
 from earmark.features.base import register_feature
 from earmark.features.cqt import cqt, cqt_chroma
-from earmark.features.spectral import (
-    _dct_matrix,
-    _deltas,
+from earmark.features.dsp import (
     _frames_rfft,
     _int_param,
     _power,
     _power_to_db,
-    _stft_window,
     filter_blocks,
     get_window,
     mel_filters,
     project,
 )
+from earmark.features.spectral import _dct_matrix, _deltas, _stft_window
 
 __all__ = [
     "ARTIST_STATISTICS",
