@@ -107,9 +107,10 @@ def main() -> None:
     print(table.drop(columns=["what", "best"]).to_string(index=False))
     results = {"accuracy": rows}
     if args.speed:
-        speed = subprocess.run([sys.executable, str(REPO / "benchmarks" / "stats_speed.py")], capture_output=True, text=True)
-        results["stats518_speed"] = speed.stdout.strip().splitlines()[-1] if speed.stdout.strip() else speed.stderr[-2000:]
-        print(results["stats518_speed"])
+        speed_json = args.work / "stats518_speed.json"
+        subprocess.run([sys.executable, str(REPO / "benchmarks" / "stats_speed.py"), "--out", str(speed_json)], check=True)
+        results["stats518_speed"] = json.loads(speed_json.read_text())
+        print(json.dumps(results["stats518_speed"], indent=2))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
 

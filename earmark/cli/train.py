@@ -27,12 +27,12 @@ def train_command(
     \b
     Config keys (every one has a default except data.manifest):
       data.manifest, data.train_split (train), data.test_split (test)
-      features.name (stats518), features.params ({}), features.pool ([mean, std]), features.store, features.jobs (0)
+      features.name (stats518), features.params ({}), features.pool (mean, std), features.store, features.jobs (0)
       model.name (svm_rbf, or a list of candidates), model.params, model.scaler (standard|robust|null),
         model.select_k (null|k), model.pca (null|0.90|0.95|0.99|n)
-      train.seed (0), train.search.enabled (true), train.search.grid ({model: {param: [values]}}),
+      train.seed (0), train.search.enabled (true), train.search.grid (model: param: list of values),
         train.search.folds (5), train.search.scoring (accuracy), train.search.jobs (1)
-      eval.top_k ([1, 3]), eval.window / eval.hop (seconds, for predict), eval.aggregate (mean|vote)
+      eval.top_k (1, 3), eval.window / eval.hop (seconds, for predict), eval.aggregate (mean|vote)
     Models: logreg, svm_linear, svm_rbf, svm_poly, rf, knn, mlp.
     """
     from rich.console import Console
