@@ -1,0 +1,299 @@
+"""Waveform augmentations: random crop, additive noise, gain, time stretch, pitch shift.
+
+Every function takes a waveform of shape ``(..., n)`` and an explicit ``rng`` and returns an array
+of the same shape (``random_crop``: ``(..., length)``) and dtype. Each row of the leading axes is a
+clip: with ``per_item=True`` (the default) every clip gets its own random draw (SNR, gain, rate,
+offset); with ``per_item=False`` one draw is shared by all rows (e.g. the channels of one clip).
+
+These run in data loading, so they compute with NumPy on the CPU. A torch tensor is accepted: it is
+copied to the CPU (detached), augmented, and returned as a tensor on its original device and dtype.
+
+Randomness (``rng``) is one of: an ``int`` seed (same seed, same output), a ``np.random.Generator``
+(advanced), a ``torch.Generator`` (advanced; it seeds a NumPy generator), or ``None`` (fresh entropy).
+
+The randomness and parameter-check helpers shared by all augmentations are in
+:mod:`earmark.augment._common`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from earmark.audio.transform import fix_length
+from earmark.augment._common import (
+    as_generator,
+    number_or_range,
+    integer,
+    choice,
+    boolean,
+    validated,
+    draw,
+    Rng,
+)
+from earmark.errors import ConfigError
+
+__all__ = ["add_noise", "gain", "pitch_shift", "random_crop", "time_stretch"]
+
+NOISE_COLORS = ("white", "pink")
+
+
+def _numpy_in(y: Any, where: str) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
+    """``(float array, back)``: ``back`` turns a result into the input's kind, device and dtype."""
+    if isinstance(y, torch.Tensor):
+        device, dtype = y.device, (y.dtype if y.is_floating_point() else torch.float32)
+        x = y.detach().to("cpu").numpy()
+        if x.dtype not in (np.float32, np.float64):
+            x = x.astype(np.float32)
+
+        def back(a: np.ndarray) -> Any:
+            return torch.from_numpy(np.ascontiguousarray(a)).to(device=device, dtype=dtype)
+
+    else:
+        x = np.asarray(y)
+        if x.dtype not in (np.float32, np.float64):
+            x = x.astype(np.float32)
+
+        def back(a: np.ndarray) -> Any:
+            return a.astype(x.dtype, copy=False)
+
+    if x.ndim == 0:
+        raise ConfigError(f"{where}: y must have at least one axis (..., n_samples), got a scalar")
+    return x, back
+
+
+def _rows(x: np.ndarray) -> np.ndarray:
+    """``(..., n)`` -> ``(rows, n)`` (a view when possible)."""
+    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
+
+
+def _n_fft(sr: int, n: int) -> int:
+    """~93 ms analysis window as a power of two (2048 at 22.05 kHz), no longer than the signal."""
+    n_fft = 2 ** max(4, round(math.log2(sr * 2048 / 22050)))
+    while n_fft > max(n, 16):
+        n_fft //= 2
+    return n_fft
+
+
+# ---------------------------------------------------------------------------------------------
+# Augmentations
+# ---------------------------------------------------------------------------------------------
+
+
+@validated(length=integer(minimum=1), per_item=boolean)
+def random_crop(y: Any, length: int, *, rng: Rng, per_item: bool = True) -> Any:
+    """Crop a random window of ``length`` samples; pad with zeros at a random place if shorter.
+
+    The artist20 study trained on 150 s crops of whole songs (``length=150 * sr``).
+
+    Parameters
+    ----------
+    y : np.ndarray or torch.Tensor
+        Shape ``(..., n)``.
+    length : int
+        Output length in samples.
+    rng : int, np.random.Generator, torch.Generator or None
+        Draws the offset(s).
+    per_item : bool
+        One offset per row of the leading axes (True) or one shared offset (False).
+
+    Returns
+    -------
+    Same kind as ``y``, shape ``(..., length)``, ``y``'s float dtype; always a new array.
+    """
+    x, back = _numpy_in(y, "random_crop")
+    g = as_generator(rng)
+    n = x.shape[-1]
+    flat = _rows(x)
+    out = np.zeros((flat.shape[0], length), dtype=x.dtype)
+    spare = abs(n - length)
+    offsets = g.integers(0, spare + 1, size=flat.shape[0] if per_item else 1)
+    offsets = np.broadcast_to(offsets, (flat.shape[0],))
+    for r, o in enumerate(offsets):
+        if n >= length:
+            out[r] = flat[r, o : o + length]
+        else:
+            out[r, o : o + n] = flat[r]
+    return back(out.reshape(x.shape[:-1] + (length,)))
+
+
+def _pink(white: np.ndarray) -> np.ndarray:
+    """Shape white noise ``(rows, n)`` to a 1/f power spectrum (no DC)."""
+    n = white.shape[-1]
+    spec = np.fft.rfft(white, axis=-1)
+    k = np.arange(spec.shape[-1], dtype=np.float64)
+    k[0] = np.inf  # DC removed
+    spec *= 1.0 / np.sqrt(k)
+    return np.fft.irfft(spec, n=n, axis=-1).astype(white.dtype, copy=False)
+
+
+@validated(snr_db=number_or_range(), color=choice(*NOISE_COLORS), per_item=boolean)
+def add_noise(y: Any, snr_db: Any, *, rng: Rng, color: str = "white", per_item: bool = True) -> Any:
+    """Add white or pink Gaussian noise at a signal-to-noise ratio relative to the clip's own power.
+
+    The noise is scaled so that ``10 log10(mean(y**2) / mean(noise**2))`` equals the drawn SNR
+    exactly (the power is measured over each row, or over the whole array when ``per_item=False``).
+    A silent clip gets zero noise: silence stays silence, never NaN.
+
+    Parameters
+    ----------
+    y : np.ndarray or torch.Tensor
+        Shape ``(..., n)``.
+    snr_db : float or (low, high)
+        SNR in dB, or a range drawn uniformly per clip.
+    rng : int, np.random.Generator, torch.Generator or None
+    color : {"white", "pink"}
+        Flat spectrum, or 1/f power spectrum (-3 dB per octave, no DC).
+    per_item : bool
+        One SNR per row (True) or one shared SNR and power measurement (False).
+
+    Returns
+    -------
+    Same kind, shape and dtype as ``y``.
+    """
+    x, back = _numpy_in(y, "add_noise")
+    g = as_generator(rng)
+    if x.size == 0:
+        return back(x.copy())
+    flat = _rows(x)
+    rows, n = flat.shape
+    snr = draw(g, snr_db, rows if per_item else 1)[:, None]
+    noise = g.standard_normal((rows, n), dtype=x.dtype)
+    if color == "pink":
+        noise = _pink(noise)
+    axis = 1 if per_item else None
+    p_sig = np.mean(np.square(flat, dtype=np.float64), axis=axis, keepdims=True)
+    p_noise = np.mean(np.square(noise, dtype=np.float64), axis=axis, keepdims=True)
+    target = p_sig / 10.0 ** (snr / 10.0)
+    scale = np.sqrt(np.divide(target, p_noise, out=np.zeros_like(target * p_noise), where=p_noise > 0))
+    out = flat + (noise * scale).astype(x.dtype, copy=False)
+    return back(out.reshape(x.shape))
+
+
+@validated(db=number_or_range(symmetric=True), per_item=boolean)
+def gain(y: Any, db: Any, *, rng: Rng, per_item: bool = True) -> Any:
+    """Multiply by ``10 ** (g / 20)`` with ``g`` drawn in dB (no clipping: float audio).
+
+    Parameters
+    ----------
+    y : np.ndarray or torch.Tensor
+        Shape ``(..., n)``.
+    db : float or (low, high)
+        A number ``d`` is a ± range: ``g`` uniform in ``[-|d|, |d|]``; a pair is ``[low, high]``;
+        use ``(d, d)`` for a fixed gain.
+    rng : int, np.random.Generator, torch.Generator or None
+    per_item : bool
+        One gain per row (True) or one shared gain (False).
+
+    Returns
+    -------
+    Same kind, shape and dtype as ``y``.
+    """
+    x, back = _numpy_in(y, "gain")
+    g = as_generator(rng)
+    flat = _rows(x)
+    db_drawn = draw(g, db, flat.shape[0] if per_item else 1)[:, None]
+    out = flat * (10.0 ** (db_drawn / 20.0))
+    return back(out.reshape(x.shape))
+
+
+def _per_row(
+    x: np.ndarray, values: np.ndarray, per_item: bool, neutral: float, fn: Callable[[np.ndarray, float], np.ndarray]
+) -> np.ndarray:
+    """Apply ``fn(signal, value)`` per row (or once to all rows), then restore the length."""
+    n = x.shape[-1]
+    if not per_item:
+        if values[0] == neutral:
+            return x.copy()
+        return fix_length(fn(x, float(values[0])), n).astype(x.dtype, copy=False)
+    flat = _rows(x)
+    out = np.empty_like(flat)
+    for r, v in enumerate(values):
+        out[r] = flat[r] if v == neutral else fix_length(fn(flat[r], float(v)), n)
+    return out.reshape(x.shape)
+
+
+@validated(rate=number_or_range(gt=0.0), sr=integer(minimum=1), per_item=boolean)
+def time_stretch(y: Any, rate: Any, *, rng: Rng, sr: int, per_item: bool = True) -> Any:
+    """Change the tempo by ``rate`` without changing the pitch; keep the length.
+
+    Uses ``librosa.effects.time_stretch`` (an STFT phase vocoder) with a ~93 ms window
+    (``n_fft`` = 2048 at 22.05 kHz, scaled with ``sr`` to a power of two; hop ``n_fft // 4``).
+    The result is then padded with zeros at the end (``rate > 1``, faster) or cropped at the end
+    (``rate < 1``, slower) back to ``n`` samples with :func:`earmark.audio.fix_length`.
+    A rate of exactly 1 returns a copy.
+
+    Parameters
+    ----------
+    y : np.ndarray or torch.Tensor
+        Shape ``(..., n)``.
+    rate : float or (low, high)
+        Speed factor (> 0; 2.0 twice as fast), or a range drawn uniformly per clip.
+    rng : int, np.random.Generator, torch.Generator or None
+    sr : int
+        Sample rate of ``y`` (sets the analysis window).
+    per_item : bool
+        One rate per row (True) or one shared rate (False).
+
+    Returns
+    -------
+    Same kind, shape and dtype as ``y``.
+    """
+    import librosa
+
+    x, back = _numpy_in(y, "time_stretch")
+    g = as_generator(rng)
+    rates = draw(g, rate, _rows(x).shape[0] if per_item else 1)
+    if x.size == 0:
+        return back(x.copy())
+    n_fft = _n_fft(sr, x.shape[-1])
+
+    def stretch(s: np.ndarray, r: float) -> np.ndarray:
+        return librosa.effects.time_stretch(s, rate=r, n_fft=n_fft, hop_length=n_fft // 4)
+
+    return back(_per_row(x, rates, per_item, 1.0, stretch))
+
+
+@validated(semitones=number_or_range(), sr=integer(minimum=1), per_item=boolean)
+def pitch_shift(y: Any, semitones: Any, *, rng: Rng, sr: int, per_item: bool = True) -> Any:
+    """Shift the pitch by a number of semitones without changing the duration.
+
+    Uses ``librosa.effects.pitch_shift(..., res_type="soxr_hq")`` (phase-vocoder time stretch by
+    ``2 ** (-semitones / 12)`` followed by soxr resampling) with the same ~93 ms window as
+    :func:`time_stretch`. A shift of exactly 0 returns a copy.
+
+    Parameters
+    ----------
+    y : np.ndarray or torch.Tensor
+        Shape ``(..., n)``.
+    semitones : float or (low, high)
+        Shift (positive = up), or a range drawn uniformly per clip.
+    rng : int, np.random.Generator, torch.Generator or None
+    sr : int
+        Sample rate of ``y``.
+    per_item : bool
+        One shift per row (True) or one shared shift (False).
+
+    Returns
+    -------
+    Same kind, shape and dtype as ``y``.
+    """
+    import librosa
+
+    x, back = _numpy_in(y, "pitch_shift")
+    g = as_generator(rng)
+    steps = draw(g, semitones, _rows(x).shape[0] if per_item else 1)
+    if x.size == 0:
+        return back(x.copy())
+    n_fft = _n_fft(sr, x.shape[-1])
+
+    def shift(s: np.ndarray, k: float) -> np.ndarray:
+        return librosa.effects.pitch_shift(
+            s, sr=sr, n_steps=k, res_type="soxr_hq", n_fft=n_fft, hop_length=n_fft // 4
+        )
+
+    return back(_per_row(x, steps, per_item, 0.0, shift))
