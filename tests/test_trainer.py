@@ -405,3 +405,23 @@ def test_worker_processes_do_not_change_the_result(tmp_path):
     m2, h2 = fit(tmp_path / "w2", epochs=2, num_workers=2)
     assert metrics(h0) == metrics(h2)
     assert_same_weights(m0, m2)
+
+
+def test_datasets_with_per_epoch_randomness_are_told_the_epoch(tmp_path):
+    class EpochAware(torch.utils.data.Dataset):
+        def __init__(self, base):
+            self.base, self.epochs = base, []
+
+        def set_epoch(self, epoch):
+            self.epochs.append(epoch)
+
+        def __len__(self):
+            return len(self.base)
+
+        def __getitem__(self, i):
+            return self.base[i]
+
+    model, train, val = build()
+    ds = EpochAware(train)
+    Trainer(model, TrainerOptions(epochs=3, batch_size=32), out_dir=tmp_path, progress=False).fit(ds, val)
+    assert ds.epochs == [0, 1, 2]

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset, WeightedRandomSampler
 
 from earmark.errors import ConfigError, DataError
 from earmark.train.inference import check_targets, dataset_labels, resolve_device, split_batch
@@ -217,6 +217,11 @@ class Trainer:
         return history
 
     def _train_epoch(self, loader, epoch, optimizer, scheduler, scaler, autocast, gen, n_classes, device, bar):
+        ds = loader.dataset
+        while isinstance(ds, Subset):
+            ds = ds.dataset
+        if callable(getattr(ds, "set_epoch", None)):
+            ds.set_epoch(epoch)  # datasets with per-epoch randomness (random crops); before the loader iterates
         model, opts = self.model, self.options
         model.train()
         total_loss, correct, seen, steps = 0.0, 0.0, 0, len(loader)
