@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 from earmark.config import validate_config  # noqa: E402
 from earmark.data import Manifest, prepare  # noqa: E402
 from earmark.run import Run  # noqa: E402
-from earmark.train.classical import train  # noqa: E402
+from earmark.train.experiment import train  # noqa: E402
 
 
 def family_manifest(bench: Path, out: Path) -> Path:

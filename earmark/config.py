@@ -27,6 +27,7 @@ Example (``recipes/artist20_task1.yaml``)::
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
@@ -54,7 +55,8 @@ class DataConfig(_Section):
 
 
 class FeaturesConfig(_Section):
-    """Which feature, its parameters, and how frame-level features become one vector per clip."""
+    """Which feature, its parameters, and how frame-level features become one vector per clip
+    (classical models) or a fixed-size input (networks)."""
 
     name: str = Field("stats518", description="Registered feature (`earmark features` lists them).")
     params: dict[str, Any] = Field(default_factory=dict, description="Feature parameters, e.g. {n_mels: 64}.")
@@ -62,6 +64,7 @@ class FeaturesConfig(_Section):
         default_factory=lambda: ["mean", "std"],
         description="Statistics over time for (frames, bins) features; ignored for one-vector features.",
     )
+    frames: Optional[int] = Field(None, ge=1, description="Networks: crop (random in training, centred otherwise) or zero-pad every clip to this many frames.")
     store: Optional[Path] = Field(None, description="Feature store folder; default: 'features' beside the manifest.")
     jobs: int = Field(0, ge=0, description="Extraction workers; 0 = all cores.")
 
@@ -99,9 +102,45 @@ class SearchConfig(_Section):
     jobs: int = Field(1, ge=-1, description="Parallel fits (-1 = all cores).")
 
 
+def _trainer_default(name: str) -> Any:
+    from earmark.train.options import TrainerOptions
+
+    f = next(f for f in dataclasses.fields(TrainerOptions) if f.name == name)
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
 class TrainConfig(_Section):
-    seed: int = Field(0, description="Seed of every random choice (folds, models).")
+    """How models are fitted: the grid search (classical models) or the trainer (networks).
+
+    The trainer keys take their defaults from :class:`earmark.train.options.TrainerOptions` and are
+    validated by it (``train.lr: must be > 0, got -1``).
+    """
+
+    seed: int = Field(0, description="Seed of every random choice (folds, models, training).")
     search: SearchConfig = Field(default_factory=SearchConfig)
+    epochs: int = Field(default_factory=lambda: _trainer_default("epochs"))
+    batch_size: int = Field(default_factory=lambda: _trainer_default("batch_size"))
+    optimizer: str = Field(default_factory=lambda: _trainer_default("optimizer"))
+    lr: float = Field(default_factory=lambda: _trainer_default("lr"))
+    weight_decay: float = Field(default_factory=lambda: _trainer_default("weight_decay"))
+    schedule: Optional[str] = Field(default_factory=lambda: _trainer_default("schedule"))
+    schedule_params: dict[str, Any] = Field(default_factory=lambda: _trainer_default("schedule_params"))
+    label_smoothing: float = Field(default_factory=lambda: _trainer_default("label_smoothing"))
+    early_stopping_patience: Optional[int] = Field(default_factory=lambda: _trainer_default("early_stopping_patience"))
+    grad_clip: Optional[float] = Field(default_factory=lambda: _trainer_default("grad_clip"))
+    amp: bool = Field(default_factory=lambda: _trainer_default("amp"))
+    balanced_sampling: bool = Field(default_factory=lambda: _trainer_default("balanced_sampling"))
+    num_workers: int = Field(default_factory=lambda: _trainer_default("num_workers"))
+    device: str = Field(default_factory=lambda: _trainer_default("device"))
+    augment: Optional[list[Any]] = Field(None, description="Augmentation steps, e.g. [{name: spec_augment}, {name: mixup, alpha: 0.2}].")
+    mixup_alpha: Optional[float] = Field(None, gt=0, description="Mixup with Beta(alpha, alpha) weights (or a mixup step in augment).")
+    val_fraction: float = Field(0.0, ge=0, lt=1, description="Networks: stratified share of the train split held out for validation / early stopping.")
+
+    def trainer_options(self) -> dict[str, Any]:
+        """The keys :class:`~earmark.train.options.TrainerOptions` takes, with this config's values."""
+        from earmark.train.options import TrainerOptions
+
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainerOptions)}
 
 
 class EvalConfig(_Section):

@@ -14,7 +14,6 @@ import numpy as np
 from earmark.audio import load, segment
 from earmark.errors import DataError, EarmarkError
 from earmark.features.base import get_feature
-from earmark.features.pool import vectors
 from earmark.fsutil import atomic_path
 from earmark.run import Run
 
@@ -62,8 +61,7 @@ def clip_proba(run: Run, path: str | os.PathLike) -> tuple[np.ndarray, int]:
         y, _ = segment(y, length, hop)
     else:
         y = y[np.newaxis]
-    X = vectors(list(np.asarray(spec.fn(y, **params))), cfg.features.pool)  # one vector per window
-    P = run.predict_proba(X)
+    P = run.predict_proba(run.inputs(list(np.asarray(spec.fn(y, **params)))))  # one row per window
     if cfg.eval.aggregate == "vote":
         votes = np.bincount(P.argmax(axis=1), minlength=P.shape[1]).astype(np.float64)
         return votes / votes.sum(), len(P)

@@ -4,8 +4,10 @@
 
     RUN/
       config.yaml        resolved experiment config (every default filled in, paths absolute)
-      model.skops        the fitted model (skops: loaded without running arbitrary pickles) and its
+      model.skops        a classical model (skops: loaded without running arbitrary pickles) and its
                          metadata: labels, feature, best parameters, cross-validation scores, training size
+      net/               or a network: net.json (architecture, classes, options, history) + weights
+      history.csv        networks: loss and accuracy per epoch (checkpoint.pt, best.pt beside it)
       cv_results.csv     one row per grid-search combination
       metrics.json       evaluation on the test split (``earmark evaluate`` rewrites it)
       confusion.png      confusion matrix, counts and row-normalised
@@ -26,6 +28,7 @@ from earmark.errors import DataError
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.skops"
+NET_DIR = "net"
 
 
 @dataclass
@@ -40,16 +43,40 @@ class Run:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Run":
         """Load ``path``'s config and model (refusing untrusted model files)."""
-        from earmark.models.persist import load_model
-
         path = Path(path)
         if not path.is_dir():
             raise DataError(f"{path}: no such run folder")
-        for name in (CONFIG_FILE, MODEL_FILE):
-            if not (path / name).exists():
-                raise DataError(f"{path}: run folder has no {name}; did `earmark train` finish?")
-        model, meta = load_model(path / MODEL_FILE)
+        if not (path / CONFIG_FILE).exists():
+            raise DataError(f"{path}: run folder has no {CONFIG_FILE}; did `earmark train` finish?")
+        if (path / NET_DIR / "net.json").exists():
+            import json
+
+            from earmark.models.net_estimator import load_net
+
+            model = load_net(path / NET_DIR)
+            info = json.loads((path / NET_DIR / "net.json").read_text(encoding="utf-8"))
+            meta = {"model": info.get("network"), "labels": [str(c) for c in model.classes_],
+                    "best_epoch": info.get("best_epoch")}
+        elif (path / MODEL_FILE).exists():
+            from earmark.models.persist import load_model
+
+            model, meta = load_model(path / MODEL_FILE)
+        else:
+            raise DataError(f"{path}: run folder has no {MODEL_FILE} or {NET_DIR}/; did `earmark train` finish?")
         return cls(dir=path, config=load_config(path / CONFIG_FILE), model=model, meta=meta)
+
+    @property
+    def is_network(self) -> bool:
+        """Whether the model is a network (takes frames) rather than a classical pipeline (takes vectors)."""
+        from earmark.models.net_estimator import NetClassifier
+
+        return isinstance(self.model, NetClassifier)
+
+    def inputs(self, arrays: list[np.ndarray]) -> Any:
+        """What the model takes for these per-clip feature arrays: pooled vectors, or the arrays themselves."""
+        from earmark.features.pool import vectors
+
+        return list(arrays) if self.is_network else vectors(list(arrays), self.config.features.pool)
 
     @property
     def labels(self) -> list[str]:

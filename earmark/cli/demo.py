@@ -38,7 +38,7 @@ def demo_command(
     from earmark.data.demo import make_demo_dataset
     from earmark.evaluate.compare import compare_runs, to_markdown
     from earmark.fsutil import atomic_write_text
-    from earmark.train.classical import train
+    from earmark.train.experiment import train
 
     console = Console()
     console.rule("earmark demo")

@@ -19,10 +19,13 @@ def train_command(
 ) -> None:
     """Train a model from CONFIG into the run folder OUT.
 
-    Features are extracted into the config's store first (cached, resumable). With
-    train.search.enabled (default) a grid search with stratified, group-aware k-fold
-    cross-validation picks the model and parameters; the best is refitted on the whole train
-    split, saved, and evaluated on the test split when the manifest has one.
+    Features are extracted into the config's store first (cached, resumable). For classical
+    models, with train.search.enabled (default) a grid search with stratified, group-aware k-fold
+    cross-validation picks the model and parameters and the best is refitted on the whole train
+    split. A network name in model.name (cnn_small, cnn4, cnn1d, linear, ffnn, resnet18/34/50,
+    resnet_compact) trains that network on the frame features instead (history.csv and a
+    checkpoint every epoch). The model is saved and evaluated on the test split when the
+    manifest has one.
 
     \b
     Config keys (every one has a default except data.manifest):
@@ -33,12 +36,18 @@ def train_command(
       train.seed (0), train.search.enabled (true), train.search.grid (model: param: list of values),
         train.search.folds (5), train.search.scoring (accuracy), train.search.jobs (1)
       eval.top_k (1, 3), eval.window / eval.hop (seconds, for predict), eval.aggregate (mean|vote)
-    Models: logreg, svm_linear, svm_rbf, svm_poly, rf, knn, mlp.
+    Networks only: features.frames (crop/pad length), train.epochs (20), train.batch_size (32),
+      train.optimizer (adamw|adam|sgd), train.lr (3e-4), train.weight_decay (1e-5),
+      train.schedule (cosine_restarts|cosine|plateau|onecycle|null), train.schedule_params,
+      train.label_smoothing (0), train.early_stopping_patience, train.grad_clip, train.amp (true),
+      train.balanced_sampling (false), train.augment (list of steps), train.mixup_alpha,
+      train.val_fraction (0), train.device (auto)
+    Models: logreg, svm_linear, svm_rbf, svm_poly, rf, knn, mlp, and the networks above.
     """
     from rich.console import Console
 
     from earmark.config import load_config
-    from earmark.train.classical import train
+    from earmark.train.experiment import train
 
     cfg = load_config(config, set_)
     run = train(cfg, out, progress=progress)

@@ -21,12 +21,12 @@ def evaluate(run_dir: str | os.PathLike, manifest: str | os.PathLike, *, split: 
     """
     from earmark.models.classical import count_params
     from earmark.predict import time_per_clip
-    from earmark.train.classical import clip_vectors, write_failures
+    from earmark.train.experiment import clip_features, write_failures
 
     run = Run.load(run_dir)
     m = Manifest.read(manifest).select(split=split)
-    X, ok, failures = clip_vectors(run.config, m, progress=progress)
-    proba = run.predict_proba(X)
+    arrays, ok, failures = clip_features(run.config, m, progress=progress)
+    proba = run.predict_proba(run.inputs(arrays))
     metrics = compute_metrics(
         m.labels[ok], proba, run.labels, split=split, top_k=tuple(run.config.eval.top_k),
         inference_ms_per_clip=time_per_clip(run, [p for p, good in zip(m.paths(), ok) if good]),

@@ -1,0 +1,159 @@
+"""Train what an experiment config describes: features -> (grid search | trainer) -> saved run.
+
+``model.name`` chooses the path: a classical model (or a list of them) goes through the cross-validated
+grid search (:mod:`earmark.train.search`); a registered network (:mod:`earmark.models.nets`) is trained
+by :class:`~earmark.models.net_estimator.NetClassifier` on the stored frame features.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from earmark.config import ExperimentConfig
+from earmark.data import Manifest
+from earmark.errors import ConfigError, DataError
+from earmark.features.extract import extract
+from earmark.features.pool import vectors
+from earmark.features.store import Failure, FeatureStore
+from earmark.fsutil import atomic_path
+from earmark.run import CONFIG_FILE, MODEL_FILE, NET_DIR
+
+
+def is_network(cfg: ExperimentConfig) -> bool:
+    """Whether ``model.name`` names a registered network (else: classical models)."""
+    from earmark.models.nets import NETWORKS
+
+    return isinstance(cfg.model.name, str) and cfg.model.name in NETWORKS
+
+
+def clip_features(cfg: ExperimentConfig, manifest: Manifest, *, progress: bool = False) -> tuple[list[np.ndarray], np.ndarray, list[Failure]]:
+    """Per-clip feature arrays of a manifest (memory-mapped), extracted into (or read from) the store.
+
+    Returns
+    -------
+    arrays : list of np.ndarray
+        One array per clip that has features, in manifest order.
+    ok : (n_clips,) bool
+        Which clips have an array; the others are in ``failures``.
+    failures : list of Failure
+    """
+    f = cfg.features
+    report = extract(manifest, f.name, f.store, params=f.params, jobs=f.jobs, progress=progress)
+    with FeatureStore(f.store, f.name, f.params) as store:
+        table = store.load(manifest)
+    return [a for a in table.arrays if a is not None], table.present(), report.failures
+
+
+def clip_vectors(cfg: ExperimentConfig, manifest: Manifest, *, progress: bool = False) -> tuple[np.ndarray, np.ndarray, list[Failure]]:
+    """Like :func:`clip_features`, pooled to one vector per clip (``features.pool``): ``(n_ok, n_dims)``."""
+    arrays, ok, failures = clip_features(cfg, manifest, progress=progress)
+    return vectors(arrays, cfg.features.pool), ok, failures
+
+
+def write_failures(path: str | os.PathLike, failures: list[Failure]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "path", "reason"])
+        w.writerows((x.id, x.path, x.reason) for x in failures)
+
+
+def train(cfg: ExperimentConfig, out: str | os.PathLike, *, progress: bool = False) -> Path:
+    """Fit the config's model on its train split and save the run; evaluate on the test split if present.
+
+    Every configuration error is raised before features are extracted. Returns the run folder.
+    Clips whose audio fails are reported in ``failures.csv`` and left out.
+    """
+    manifest = Manifest.read(cfg.data.manifest)
+    train_set = manifest.select(split=cfg.data.train_split)
+    network = is_network(cfg)
+    estimator = _network(cfg, out, progress) if network else None
+    if not network:
+        _check_classical(cfg, train_set)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / CONFIG_FILE)
+    arrays, ok, failures = clip_features(cfg, train_set, progress=progress)
+    write_failures(out / "failures.csv", failures)
+    y = train_set.labels[ok]
+    if len(set(y)) < 2:
+        raise DataError(f"{cfg.data.manifest}: split {cfg.data.train_split!r} has {len(set(y))} class(es) with usable audio; need at least 2")
+    if network:
+        from earmark.models.net_estimator import save_net
+
+        estimator.fit(arrays, y)
+        save_net(out / NET_DIR, estimator)
+    else:
+        _fit_classical(cfg, vectors(arrays, cfg.features.pool), y, train_set.groups[ok], failures, out)
+    if cfg.data.test_split and cfg.data.test_split in set(manifest.splits):
+        from earmark.evaluate.evaluate import evaluate
+
+        evaluate(out, cfg.data.manifest, split=cfg.data.test_split, progress=progress)
+    return out
+
+
+def _network(cfg: ExperimentConfig, out: str | os.PathLike, progress: bool) -> Any:
+    """The (unfitted) NetClassifier of the config, its options validated eagerly."""
+    from earmark.augment import compose
+    from earmark.models.net_estimator import NetClassifier
+    from earmark.models.nets import create_network
+    from earmark.train.options import TrainerOptions
+
+    t = cfg.train
+    TrainerOptions.from_dict(t.trainer_options())  # train.lr: must be > 0, ...
+    compose(t.augment, key="train.augment")
+    create_network(cfg.model.name, n_classes=2, **cfg.model.params)  # model.params.<name>: ...
+    return NetClassifier(network=cfg.model.name, network_params=dict(cfg.model.params), trainer=t.trainer_options(),
+                         augment=t.augment, mixup_alpha=t.mixup_alpha, frames=cfg.features.frames,
+                         val_fraction=t.val_fraction, seed=t.seed, out_dir=str(out), progress=progress)
+
+
+def _check_classical(cfg: ExperimentConfig, train_set: Manifest) -> None:
+    from earmark.models.classical import build_pipeline
+    from earmark.train.search import build_param_grid, make_cv
+
+    m, s = cfg.model, cfg.train.search
+    if s.enabled:
+        build_param_grid(m.name, grids=s.grid, params=m.params, seed=cfg.train.seed, scaler=m.scaler,
+                         select_k=m.select_k, pca=m.pca)
+        labelled = train_set.labels != ""
+        make_cv(train_set.labels[labelled], groups=train_set.groups[labelled], folds=s.folds, seed=cfg.train.seed)
+    elif len(m.candidates) > 1:
+        raise ConfigError("model.name: several candidates need train.search.enabled: true to choose between them")
+    else:
+        build_pipeline(m.candidates[0], params=m.params, scaler=m.scaler, select_k=m.select_k, pca=m.pca,
+                       seed=cfg.train.seed)
+
+
+def _fit_classical(cfg: ExperimentConfig, X: np.ndarray, y: np.ndarray, groups: np.ndarray,
+                   failures: list[Failure], out: Path) -> None:
+    from earmark.models.classical import build_pipeline
+    from earmark.models.persist import save_model
+    from earmark.train.search import grid_search
+
+    m, s = cfg.model, cfg.train.search
+    meta: dict[str, Any] = {"labels": sorted(set(y)), "feature": cfg.features.name, "n_train": int(len(y)),
+                            "n_failed": len(failures)}
+    if s.enabled:
+        result = grid_search(
+            m.name, X, y, groups=groups if len(set(groups)) < len(groups) else None, folds=s.folds,
+            seed=cfg.train.seed, scoring=s.scoring, n_jobs=s.jobs, scaler=m.scaler, select_k=m.select_k,
+            pca=m.pca, grids=s.grid, params=m.params,
+        )
+        model = result.best_estimator
+        result.cv_results.to_csv(out / "cv_results.csv", index=False)
+        meta.update(model=result.best_params["model"], best_params=_jsonable(result.best_params),
+                    cv_score=float(result.best_score), cv_per_model=result.per_model, failed_fits=result.failed_fits)
+    else:
+        model = build_pipeline(m.candidates[0], params=m.params, scaler=m.scaler, select_k=m.select_k, pca=m.pca,
+                               seed=cfg.train.seed).fit(X, y)
+        meta.update(model=m.candidates[0], best_params=_jsonable(m.params))
+    save_model(out / MODEL_FILE, model, meta=meta)
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v)) for k, v in d.items()}

@@ -1,0 +1,95 @@
+"""A network through the CLI: train (fbank + cnn_small) -> evaluate -> predict (windows) -> compare."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from earmark.cli import main
+from earmark.data.demo import make_demo_dataset, synth_note
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    return make_demo_dataset(tmp_path_factory.mktemp("demo"), n_per_class=10, duration=1.0, seed=2)
+
+
+def _config(tmp_path: Path, manifest: Path, **sections) -> Path:
+    raw = {"data": {"manifest": str(manifest)},
+           "features": {"name": "fbank", "frames": 96, "jobs": 1, "store": str(tmp_path / "store")},
+           "model": {"name": "cnn_small"},
+           "train": {"seed": 0, "epochs": 3, "batch_size": 16, "lr": 2e-3, "schedule": None, "val_fraction": 0.2},
+           "eval": {"window": 1.0, "hop": 0.5}}
+    for key, value in sections.items():
+        raw.setdefault(key, {}).update(value)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_network_run_end_to_end(tmp_path, demo, capsys):
+    cfg = _config(tmp_path, demo)
+    assert main(["train", str(cfg), "--out", str(tmp_path / "net"), "--no-progress"]) == 0
+    run = tmp_path / "net"
+    for name in ("config.yaml", "net/net.json", "history.csv", "checkpoint.pt", "metrics.json", "confusion.png"):
+        assert (run / name).exists(), name
+    assert len((run / "history.csv").read_text().strip().splitlines()) == 1 + 3
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["model"] == "cnn_small" and metrics["features"] == "fbank" and metrics["n"] == 15
+    assert metrics["params"] > 100_000 and metrics["inference_ms_per_clip"] > 0
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and set(metrics["top_k_accuracy"]) == {"1", "3"}
+
+    long = np.concatenate([synth_note("organ", sr=16000, duration=1.0, rng=np.random.default_rng(i)) for i in range(3)])
+    sf.write(tmp_path / "long.wav", long, 16000)
+    assert main(["predict", str(run), str(tmp_path / "long.wav"), "--out", str(tmp_path / "p.csv")]) == 0
+    (row,) = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert int(row["windows"]) == 5 and row["label"] in {"plucked", "bowed", "blown", "struck", "organ"}
+
+    assert main(["evaluate", str(run), "--manifest", str(demo), "--out", str(tmp_path / "m2.json"), "--no-progress"]) == 0
+    assert json.loads((tmp_path / "m2.json").read_text())["accuracy"] == metrics["accuracy"]  # same model, same clips
+
+    (tmp_path / "c").mkdir()
+    classical = _config(tmp_path / "c", demo, features={"name": "mfcc", "frames": None},
+                        model={"name": "logreg"}, train={"search": {"enabled": False}})
+    assert main(["train", str(classical), "--out", str(tmp_path / "clf"), "--no-progress"]) == 0
+    assert main(["compare", str(run), str(tmp_path / "clf"), "--out", str(tmp_path / "table.md")]) == 0
+    table = (tmp_path / "table.md").read_text()
+    assert "cnn_small" in table and "logreg" in table
+
+
+def test_same_seed_same_network_metrics(tmp_path, demo):
+    metrics = []
+    for name in ("a", "b"):
+        cfg = _config(tmp_path, demo, train={"epochs": 2})
+        assert main(["train", str(cfg), "--out", str(tmp_path / name), "--no-progress"]) == 0
+        metrics.append(json.loads((tmp_path / name / "metrics.json").read_text()))
+    assert metrics[0]["confusion_matrix"] == metrics[1]["confusion_matrix"]
+
+
+@pytest.mark.parametrize(
+    "sections, message",
+    [
+        ({"train": {"lr": -1}}, "train.lr: must be > 0"),
+        ({"model": {"params": {"dropuot": 0.1}}}, "dropuot"),
+        ({"train": {"augment": [{"name": "spec_augmnt"}]}}, "train.augment[0].name: unknown augmentation"),
+    ],
+)
+def test_bad_network_configs_fail_before_extraction(tmp_path, demo, capsys, sections, message):
+    cfg = _config(tmp_path, demo, **sections)
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "store").exists() and not (tmp_path / "run").exists()
+
+
+def test_input_too_short_for_the_network_names_the_shapes(tmp_path, demo, capsys):
+    cfg = _config(tmp_path, demo, features={"frames": 4})
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "cnn_small" in err and "(4, 40)" in err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
