@@ -93,3 +93,43 @@ def test_input_too_short_for_the_network_names_the_shapes(tmp_path, demo, capsys
     err = capsys.readouterr().err
     assert "cnn_small" in err and "(4, 40)" in err
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_to_the_same_result(tmp_path, demo):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = _config(tmp_path, demo, train={"epochs": 12, "batch_size": 4, "schedule": "cosine_restarts",
+                                         "schedule_params": {"T_0": 4}})
+    cmd = [sys.executable, "-m", "earmark", "train", str(cfg), "--no-progress"]
+    proc = subprocess.Popen(cmd + ["--out", str(tmp_path / "killed")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, preexec_fn=lambda: os.nice(5))
+    history = tmp_path / "killed" / "history.csv"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:  # wait for two finished epochs, then kill -9
+        if history.exists() and len(history.read_text().strip().splitlines()) >= 3:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
+    assert not (tmp_path / "killed" / "metrics.json").exists()
+
+    assert main(["train", str(cfg), "--out", str(tmp_path / "killed"), "--no-progress", "--resume"]) == 0
+    assert main(["train", str(cfg), "--out", str(tmp_path / "whole"), "--no-progress"]) == 0
+    resumed = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    assert resumed["confusion_matrix"] == whole["confusion_matrix"] and resumed["accuracy"] == whole["accuracy"]
+    strip = lambda p: [line.rsplit(",", 1)[0] for line in p.read_text().splitlines()]  # noqa: E731 (drop seconds)
+    assert strip(tmp_path / "killed" / "history.csv") == strip(tmp_path / "whole" / "history.csv")
+
+
+def test_resume_of_a_classical_run_is_refused(tmp_path, demo, capsys):
+    cfg = _config(tmp_path, demo, features={"name": "mfcc", "frames": None}, model={"name": "logreg"},
+                  train={"search": {"enabled": False}})
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--no-progress", "--resume"]) == 2
+    assert "--resume continues a network" in capsys.readouterr().err

@@ -15,6 +15,7 @@ def train_command(
     config: Path = typer.Argument(..., help="Experiment config (YAML); see recipes/ for the studies' setups."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (config.yaml, model, metrics.json, ...)."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config key: --set train.seed=3 --set model.params.C=10."),
+    resume: bool = typer.Option(False, "--resume", help="Networks: continue an interrupted run in OUT from its last checkpoint (same config)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Train a model from CONFIG into the run folder OUT.
@@ -50,7 +51,7 @@ def train_command(
     from earmark.train.experiment import train
 
     cfg = load_config(config, set_)
-    run = train(cfg, out, progress=progress)
+    run = train(cfg, out, resume=resume, progress=progress)
     _print_run(Console(), run)
 
 

@@ -248,7 +248,7 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------ fit
 
-    def fit(self, X: Any, y: Any) -> NetClassifier:
+    def fit(self, X: Any, y: Any, *, resume: bool = False) -> NetClassifier:
         """Train a new network on ``X`` (clips) and ``y`` (labels).
 
         Parameters
@@ -257,6 +257,9 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
             Per-clip features, e.g. ``FeatureStore(...).load(manifest).arrays`` (memory-mapped).
         y : array-like, shape (n_clips,)
             Class labels (strings or integers).
+        resume : bool
+            Continue from ``out_dir/checkpoint.pt`` (an interrupted run with the same data and
+            options) instead of starting over; on CPU the result equals an unbroken run.
 
         Returns
         -------
@@ -328,12 +331,14 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         val_set = None if val_idx is None else FeatureDataset(pick(val_idx), y_int[val_idx], frames=frames,
                                                               crop="center", seed=seed)
 
+        if resume and self.out_dir is None:
+            raise ConfigError("resume: needs out_dir, the folder holding checkpoint.pt")
         tmp = tempfile.TemporaryDirectory(prefix="earmark-net-") if self.out_dir is None else None
         try:
             out_dir = tmp.name if tmp is not None else self.out_dir
             trainer = Trainer(net, options, out_dir=out_dir, mixup=mixup, augment=augment,
                               progress=bool(self.progress), n_classes=len(classes))
-            history = trainer.fit(train_set, val_set)
+            history = trainer.fit(train_set, val_set, resume=resume)
         finally:
             if tmp is not None:
                 tmp.cleanup()

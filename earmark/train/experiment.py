@@ -62,11 +62,12 @@ def write_failures(path: str | os.PathLike, failures: list[Failure]) -> None:
         w.writerows((x.id, x.path, x.reason) for x in failures)
 
 
-def train(cfg: ExperimentConfig, out: str | os.PathLike, *, progress: bool = False) -> Path:
+def train(cfg: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = False) -> Path:
     """Fit the config's model on its train split and save the run; evaluate on the test split if present.
 
     Every configuration error is raised before features are extracted. Returns the run folder.
-    Clips whose audio fails are reported in ``failures.csv`` and left out.
+    Clips whose audio fails are reported in ``failures.csv`` and left out. ``resume`` continues a
+    network's interrupted training from ``out/checkpoint.pt`` (features are cached anyway).
     """
     manifest = Manifest.read(cfg.data.manifest)
     train_set = manifest.select(split=cfg.data.train_split)
@@ -74,6 +75,9 @@ def train(cfg: ExperimentConfig, out: str | os.PathLike, *, progress: bool = Fal
     estimator = _network(cfg, out, progress) if network else None
     if not network:
         _check_classical(cfg, train_set)
+        if resume:
+            raise ConfigError("--resume continues a network's training; a classical run is simply trained again "
+                              "(its features are cached)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / CONFIG_FILE)
@@ -85,7 +89,7 @@ def train(cfg: ExperimentConfig, out: str | os.PathLike, *, progress: bool = Fal
     if network:
         from earmark.models.net_estimator import save_net
 
-        estimator.fit(arrays, y)
+        estimator.fit(arrays, y, resume=resume)
         save_net(out / NET_DIR, estimator)
     else:
         _fit_classical(cfg, vectors(arrays, cfg.features.pool), y, train_set.groups[ok], failures, out)
