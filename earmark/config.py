@@ -102,6 +102,13 @@ class SearchConfig(_Section):
     jobs: int = Field(1, ge=-1, description="Parallel fits (-1 = all cores).")
 
 
+class EnsembleConfig(_Section):
+    """Networks: several members differing in seed and shuffling, their probabilities averaged."""
+
+    members: int = Field(1, ge=1, description="How many networks to train (1 = no ensemble).")
+    jobs: int = Field(1, ge=0, description="Members trained at once through the executor (0 = all cores).")
+
+
 def _trainer_default(name: str) -> Any:
     from earmark.train.options import TrainerOptions
 
@@ -118,6 +125,7 @@ class TrainConfig(_Section):
 
     seed: int = Field(0, description="Seed of every random choice (folds, models, training).")
     search: SearchConfig = Field(default_factory=SearchConfig)
+    ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
     epochs: int = Field(default_factory=lambda: _trainer_default("epochs"))
     batch_size: int = Field(default_factory=lambda: _trainer_default("batch_size"))
     optimizer: str = Field(default_factory=lambda: _trainer_default("optimizer"))

@@ -6,7 +6,8 @@
       config.yaml        resolved experiment config (every default filled in, paths absolute)
       model.skops        a classical model (skops: loaded without running arbitrary pickles) and its
                          metadata: labels, feature, best parameters, cross-validation scores, training size
-      net/               or a network: net.json (architecture, classes, options, history) + weights
+      net/               or a network: net.json (architecture, classes, options, history) + weights;
+                         for an ensemble, ensemble.json listing members/<i>/net/ (each with its history)
       history.csv        networks: loss and accuracy per epoch (checkpoint.pt, best.pt beside it)
       cv_results.csv     one row per grid-search combination
       metrics.json       evaluation on the test split (``earmark evaluate`` rewrites it)
@@ -48,7 +49,17 @@ class Run:
             raise DataError(f"{path}: no such run folder")
         if not (path / CONFIG_FILE).exists():
             raise DataError(f"{path}: run folder has no {CONFIG_FILE}; did `earmark train` finish?")
-        if (path / NET_DIR / "net.json").exists():
+        if (path / NET_DIR / "ensemble.json").exists():
+            import json
+
+            from earmark.models.ensemble import EnsembleClassifier
+            from earmark.models.net_estimator import load_net
+
+            info = json.loads((path / NET_DIR / "ensemble.json").read_text(encoding="utf-8"))
+            members = [load_net((path / NET_DIR / m).resolve()) for m in info["members"]]
+            model = EnsembleClassifier(members).fit()
+            meta = {"model": f"{members[0].network} x{len(members)}", "labels": [str(c) for c in model.classes_]}
+        elif (path / NET_DIR / "net.json").exists():
             import json
 
             from earmark.models.net_estimator import load_net
@@ -68,9 +79,10 @@ class Run:
     @property
     def is_network(self) -> bool:
         """Whether the model is a network (takes frames) rather than a classical pipeline (takes vectors)."""
+        from earmark.models.ensemble import EnsembleClassifier
         from earmark.models.net_estimator import NetClassifier
 
-        return isinstance(self.model, NetClassifier)
+        return isinstance(self.model, (NetClassifier, EnsembleClassifier))
 
     def inputs(self, arrays: list[np.ndarray]) -> Any:
         """What the model takes for these per-clip feature arrays: pooled vectors, or the arrays themselves."""

@@ -133,3 +133,23 @@ def test_resume_of_a_classical_run_is_refused(tmp_path, demo, capsys):
                   train={"search": {"enabled": False}})
     assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--no-progress", "--resume"]) == 2
     assert "--resume continues a network" in capsys.readouterr().err
+
+
+def test_ensemble_members_train_as_executor_jobs_and_are_averaged(tmp_path, demo, capsys):
+    cfg = _config(tmp_path, demo, train={"epochs": 2, "ensemble": {"members": 2, "jobs": 2}})
+    assert main(["train", str(cfg), "--out", str(tmp_path / "ens"), "--no-progress"]) == 0
+    run = tmp_path / "ens"
+    assert json.loads((run / "net" / "ensemble.json").read_text())["members"] == ["../members/0/net", "../members/1/net"]
+    for i in (0, 1):
+        assert (run / "members" / str(i) / "history.csv").exists()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["model"] == "cnn_small x2" and [m["member"] for m in metrics["members"]] == [0, 1]
+    from earmark.run import Run
+
+    r = Run.load(run)
+    m0, m1 = r.model.members
+    assert m0.seed == 0 and m1.seed == 1  # members differ in seed (and so in shuffling)
+    assert metrics["params"] == 2 * m0.count_params()
+    long = synth_note("struck", sr=16000, duration=2.0, rng=np.random.default_rng(9))
+    sf.write(tmp_path / "x.wav", long, 16000)
+    assert main(["predict", str(run), str(tmp_path / "x.wav"), "--out", str(tmp_path / "p.csv")]) == 0

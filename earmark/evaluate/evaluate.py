@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from earmark.data import Manifest
 from earmark.evaluate.metrics import compute_metrics, write_metrics
 from earmark.evaluate.plots import plot_confusion_pair
@@ -26,13 +28,20 @@ def evaluate(run_dir: str | os.PathLike, manifest: str | os.PathLike, *, split: 
     run = Run.load(run_dir)
     m = Manifest.read(manifest).select(split=split)
     arrays, ok, failures = clip_features(run.config, m, progress=progress)
-    proba = run.predict_proba(run.inputs(arrays))
+    X = run.inputs(arrays)
+    proba = run.predict_proba(X)
     metrics = compute_metrics(
         m.labels[ok], proba, run.labels, split=split, top_k=tuple(run.config.eval.top_k),
         inference_ms_per_clip=time_per_clip(run, [p for p, good in zip(m.paths(), ok) if good]),
         params=count_params(run.model), ids=list(m.ids[ok]),
     )
     metrics.update(model=run.meta.get("model"), features=run.config.features.name, n_failed=len(failures))
+    if hasattr(run.model, "member_proba"):  # an ensemble: each member's accuracy beside the ensemble's
+        y_true = m.labels[ok]
+        metrics["members"] = [
+            {"member": i, "accuracy": round(float(np.mean(np.asarray(run.labels)[p.argmax(1)] == y_true)), 6)}
+            for i, p in enumerate(run.model.member_proba(X))
+        ]
     out = Path(out) if out else Path(run_dir) / "metrics.json"
     write_metrics(metrics, out)
     plot_confusion_pair(metrics["confusion_matrix"], metrics["labels"], out.with_name("confusion.png"))

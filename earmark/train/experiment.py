@@ -86,7 +86,9 @@ def train(cfg: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False
     y = train_set.labels[ok]
     if len(set(y)) < 2:
         raise DataError(f"{cfg.data.manifest}: split {cfg.data.train_split!r} has {len(set(y))} class(es) with usable audio; need at least 2")
-    if network:
+    if network and cfg.train.ensemble.members > 1:
+        _train_ensemble(cfg, out, resume=resume)
+    elif network:
         from earmark.models.net_estimator import save_net
 
         estimator.fit(arrays, y, resume=resume)
@@ -114,6 +116,46 @@ def _network(cfg: ExperimentConfig, out: str | os.PathLike, progress: bool) -> A
     return NetClassifier(network=cfg.model.name, network_params=dict(cfg.model.params), trainer=t.trainer_options(),
                          augment=t.augment, mixup_alpha=t.mixup_alpha, frames=cfg.features.frames,
                          val_fraction=t.val_fraction, seed=t.seed, out_dir=str(out), progress=progress)
+
+
+def train_member(config: dict[str, Any], index: int, out: str, resume: bool = False) -> str:
+    """Train ensemble member ``index`` (seed ``train.seed + index``) into ``out/members/<index>``.
+
+    A self-contained job for an executor: it reads its features from the store itself, so it can
+    run in another process or on another machine that sees the same files. Returns the member's
+    saved model folder.
+    """
+    from earmark.config import validate_config
+    from earmark.models.net_estimator import save_net
+
+    cfg = validate_config(config)
+    cfg.train.seed = cfg.train.seed + index
+    folder = Path(out) / "members" / str(index)
+    train_set = Manifest.read(cfg.data.manifest).select(split=cfg.data.train_split)
+    arrays, ok, _ = clip_features(cfg, train_set)
+    estimator = _network(cfg, folder, progress=False)
+    estimator.fit(arrays, train_set.labels[ok], resume=resume and (folder / "checkpoint.pt").exists())
+    save_net(folder / NET_DIR, estimator)
+    return str(folder / NET_DIR)
+
+
+def _train_ensemble(cfg: ExperimentConfig, out: Path, *, resume: bool) -> None:
+    """Train the members as independent executor jobs; record them in ``out/net/ensemble.json``."""
+    import json
+
+    from earmark.fsutil import atomic_write_text
+    from earmark.parallel import make_executor
+
+    config = cfg.model_dump(mode="json")
+    n = cfg.train.ensemble.members
+    executor = make_executor(cfg.train.ensemble.jobs)
+    try:
+        futures = [executor.submit(train_member, config, i, str(out), resume) for i in range(n)]
+        folders = [f.result() for f in futures]
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+    members = [os.path.relpath(f, out / NET_DIR) for f in folders]
+    atomic_write_text(out / NET_DIR / "ensemble.json", json.dumps({"members": members}, indent=2) + "\n")
 
 
 def _check_classical(cfg: ExperimentConfig, train_set: Manifest) -> None:
