@@ -7,7 +7,7 @@ import sys
 import typer
 
 from earmark.cli.app import app
-from earmark.cli import compare, demo, evaluate, extract, features, predict, prepare, train  # noqa: F401  (register commands)
+from earmark.cli import compare, demo, evaluate, export, extract, features, predict, prepare, train  # noqa: F401  (register commands)
 
 
 def main(argv: list[str] | None = None) -> int:
