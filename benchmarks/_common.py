@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 
 def settle() -> None:
@@ -36,3 +37,49 @@ def earmark_process(manifest: Path, feature: str, store: Path, jobs: int) -> tup
         raise SystemExit(f"earmark extract failed:\n{proc.stdout}\n{proc.stderr}")
     inner = float(re.search(r"failed in ([0-9.]+) s", proc.stdout.replace("\n", " ")).group(1))
     return seconds, inner
+
+
+# --------------------------------------------------------------------------- the benchdata tasks
+# Manifests for the development sets rendered by ../shared/benchdata (default /work/bench-data): each task
+# tests on audio never heard in training (another sound font, other pieces, other voices).
+
+
+def family_manifest(bench: Path, out: Path) -> Path:
+    import pandas as pd
+
+    from earmark.data import Manifest, prepare
+
+    train_m = prepare("nsynth", bench / "gm-notes-fluidr3", target="instrument_family")
+    test_m = prepare("nsynth", bench / "gm-notes-musescore", target="instrument_family")
+    frames = []
+    for m, split in ((train_m, "train"), (test_m, "test")):
+        df = m.df.copy()
+        df["path"] = m.paths()
+        df["split"] = split
+        frames.append(df)
+    path = out / "family.csv"
+    Manifest.from_frame(pd.concat(frames, ignore_index=True), out).write(path)
+    return path
+
+
+def styles_manifest(bench: Path, out: Path) -> Path:
+    from earmark.data import prepare
+
+    return prepare("fma", bench / "styles", out=out / "styles.csv").root / "styles.csv"
+
+
+def vocal_manifest(bench: Path, out: Path) -> Path:
+    from earmark.data import prepare
+
+    path = out / "vocal.csv"
+    prepare("csv", bench / "vocal-gender" / "labels.csv", out=path, path_col="file", group_col="voice_ids")
+    return path
+
+
+TASKS = {
+    "family": (family_manifest, "test", "gm-notes-fluidr3 -> gm-notes-musescore (unseen recordings), 11 families"),
+    "styles": (styles_manifest, "test", "styles, train pieces -> test pieces, 6 classes"),
+    "vocal": (vocal_manifest, "val", "vocal-gender, train voices -> unseen val voices, 4 classes"),
+}
+
+

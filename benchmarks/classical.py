@@ -33,41 +33,12 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _common import TASKS  # noqa: E402
 from earmark.config import validate_config  # noqa: E402
-from earmark.data import Manifest, prepare  # noqa: E402
 from earmark.run import Run  # noqa: E402
 from earmark.train.experiment import train  # noqa: E402
-
-
-def family_manifest(bench: Path, out: Path) -> Path:
-    train_m = prepare("nsynth", bench / "gm-notes-fluidr3", target="instrument_family")
-    test_m = prepare("nsynth", bench / "gm-notes-musescore", target="instrument_family")
-    frames = []
-    for m, split in ((train_m, "train"), (test_m, "test")):
-        df = m.df.copy()
-        df["path"] = m.paths()
-        df["split"] = split
-        frames.append(df)
-    path = out / "family.csv"
-    Manifest.from_frame(pd.concat(frames, ignore_index=True), out).write(path)
-    return path
-
-
-def styles_manifest(bench: Path, out: Path) -> Path:
-    return prepare("fma", bench / "styles", out=out / "styles.csv").root / "styles.csv"
-
-
-def vocal_manifest(bench: Path, out: Path) -> Path:
-    path = out / "vocal.csv"
-    prepare("csv", bench / "vocal-gender" / "labels.csv", out=path, path_col="file", group_col="voice_ids")
-    return path
-
-
-TASKS = {
-    "family": (family_manifest, "test", "gm-notes-fluidr3 -> gm-notes-musescore (unseen recordings), 11 families"),
-    "styles": (styles_manifest, "test", "styles, train pieces -> test pieces, 6 classes"),
-    "vocal": (vocal_manifest, "val", "vocal-gender, train voices -> unseen val voices, 4 classes"),
-}
 
 
 def main() -> None:

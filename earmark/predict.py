@@ -94,17 +94,23 @@ def time_per_clip(run: Run, files: Sequence[str | os.PathLike], n: int = 20) -> 
 
 
 def write_predictions(path: str | os.PathLike, preds: Sequence[Prediction], labels: Sequence[str], top_k: int = 3,
-                      root: str | os.PathLike | None = None) -> Path:
-    """CSV ``id, path, label, top1, p1, ..., topk, pk, windows`` (``id``: path relative to ``root``, no extension)."""
+                      root: str | os.PathLike | None = None, submission: bool = False) -> Path:
+    """CSV ``id, path, label, top1, p1, ..., topk, pk, windows`` (``id``: path relative to ``root``, no
+    extension); with ``submission``, only ``id, label`` (a competition's submission file)."""
     k = min(top_k, len(labels))
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["id", "path", "label"] + [c for i in range(1, k + 1) for c in (f"top{i}", f"p{i}")] + ["windows"])
+        top = [c for i in range(1, k + 1) for c in (f"top{i}", f"p{i}")]
+        w.writerow(["id", "label"] if submission else ["id", "path", "label", *top, "windows"])
         for p in preds:
             order = np.argsort(-p.proba, kind="stable")[:k]
             rel = os.path.relpath(p.path, root) if root else Path(p.path).name
-            row = [os.path.splitext(rel)[0], p.path, labels[order[0]]]
+            clip_id = os.path.splitext(rel)[0]
+            if submission:
+                w.writerow([clip_id, labels[order[0]]])
+                continue
+            row = [clip_id, p.path, labels[order[0]]]
             for j in order:
                 row += [labels[j], f"{p.proba[j]:.6f}"]
             w.writerow(row + [p.n_windows])

@@ -78,3 +78,13 @@ def test_missing_and_invalid_files(tmp_path):
 def test_recipes_are_valid_configs(recipe):
     cfg = load_config(recipe)
     assert cfg.data.manifest.name.endswith(".csv")
+
+
+@pytest.mark.parametrize("recipe", sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml")))
+def test_network_recipes_pass_the_checks_made_before_training(recipe, tmp_path):
+    from earmark.train.experiment import _network, is_network
+
+    cfg = load_config(recipe)
+    if is_network(cfg):
+        est = _network(cfg, tmp_path, progress=False)  # network params, trainer options, augment steps
+        assert est.network == cfg.model.name

@@ -122,3 +122,16 @@ def test_bad_configs_fail_before_training_with_the_key_path(tmp_path, demo, caps
     assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "store").exists() and not (tmp_path / "run").exists()  # nothing extracted or written
+
+
+def test_predict_submission_csv_for_an_unlabelled_folder(tmp_path, demo):
+    cfg = _config(tmp_path, demo, model={"name": "logreg"}, train={"search": {"enabled": False}})
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    test = tmp_path / "test"
+    test.mkdir()
+    for i, family in enumerate(("organ", "plucked")):
+        sf.write(test / f"clip{i}.wav", synth_note(family, sr=16000, duration=1.0, rng=np.random.default_rng(i)), 16000)
+    assert main(["predict", str(tmp_path / "run"), str(test), "--submission", "--out", str(tmp_path / "sub.csv")]) == 0
+    rows = list(csv.reader(open(tmp_path / "sub.csv")))
+    assert rows[0] == ["id", "label"] and sorted(r[0] for r in rows[1:]) == ["clip0", "clip1"]
+    assert all(r[1] in {"plucked", "bowed", "blown", "struck", "organ"} for r in rows[1:])

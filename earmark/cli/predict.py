@@ -15,6 +15,7 @@ def predict_command(
     inputs: list[Path] = typer.Argument(..., help="Audio files and/or folders (searched recursively)."),
     out: Path = typer.Option(..., "--out", "-o", help="CSV to write: id, path, label, top-k labels and probabilities."),
     top_k: int = typer.Option(3, "--top-k", help="How many labels (with probabilities) per file."),
+    submission: bool = typer.Option(False, "--submission", help="Write only id,label (a competition submission)."),
 ) -> None:
     """Predict a label for every audio file in INPUTS.
 
@@ -33,7 +34,7 @@ def predict_command(
     files = collect_audio(inputs)
     preds, failures = predict_files(r, files)
     root = inputs[0] if len(inputs) == 1 and inputs[0].is_dir() else (os.path.commonpath([str(p.parent) for p in files]) if files else None)
-    write_predictions(out, preds, r.labels, top_k=top_k, root=root)
+    write_predictions(out, preds, r.labels, top_k=top_k, root=root, submission=submission)
     console = Console()
     console.print(f"{len(preds)} file(s) predicted -> {out}", highlight=False)
     if failures:

@@ -1,0 +1,125 @@
+"""Networks on data they have not heard: accuracy, training speed, and one-clip latency.
+
+Tasks (see ``_common.TASKS``): instrument family trained on gm-notes-fluidr3 and tested on
+gm-notes-musescore (unseen recordings of the instruments), and vocal gender trained on the train voices
+and tested on the unseen val voices. Features: the singer-gender study's ``fbank`` (16 kHz, 40 bands,
+per-band mean normalisation so level and recording colour matter less), random crops of ``--frames``
+frames with SpecAugment in training. Usage::
+
+    .venv/bin/python benchmarks/deep.py --models cnn_small --epochs 15        # ~15 min on 2 CPU cores
+    .venv/bin/python benchmarks/deep.py --models cnn_small resnet_compact resnet34 --members 5   # GPU
+
+Prints one JSON line per run and writes them all with ``--out``. ``--latency`` also times one 3 s clip
+end to end (decode -> fbank -> resnet_compact) on one CPU thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _common import TASKS  # noqa: E402
+from earmark.config import validate_config  # noqa: E402
+from earmark.train.experiment import train  # noqa: E402
+
+FRAMES = {"family": 296, "vocal": 296}  # random crops of ~3 s from 4 s notes / 3 s snippets
+
+
+def latency(n: int = 50) -> dict:
+    """Median ms of decode -> fbank -> resnet_compact for one 3 s 16 kHz WAV on one thread."""
+    import numpy as np
+    import soundfile as sf
+    import torch
+
+    from earmark.audio import load
+    from earmark.features import fbank
+    from earmark.models.nets import create_network
+
+    torch.set_num_threads(1)
+    path = Path("/tmp/earmark-latency.wav")
+    sf.write(path, (0.1 * np.random.default_rng(0).standard_normal(48000)).astype(np.float32), 16000)
+    net = create_network("resnet_compact", n_classes=4, seed=0).eval()
+
+    def once() -> float:
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            net(torch.from_numpy(fbank(load(path, sr=16000)))[None])
+        return (time.perf_counter() - t0) * 1e3
+
+    for _ in range(10):
+        once()
+    times = sorted(once() for _ in range(n))
+    return {"latency_ms_median": round(times[n // 2], 2), "latency_ms_p90": round(times[int(n * 0.9)], 2)}
+
+
+def train_clips_per_second(run: Path, manifest: Path, cfg) -> float | None:
+    """Training examples per second over the epochs of ``history.csv`` (the first member's, for ensembles)."""
+    import pandas as pd
+
+    from earmark.data import Manifest
+
+    history = run / "history.csv"
+    if not history.exists():
+        history = run / "members" / "0" / "history.csv"
+    if not history.exists():
+        return None
+    seconds = pd.read_csv(history)["seconds"].sum()
+    n = len(Manifest.read(manifest).select(split=cfg.data.train_split)) * (1 - cfg.train.val_fraction)
+    return round(len(pd.read_csv(history)) * n / seconds, 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bench", type=Path, default=Path("/work/bench-data"))
+    ap.add_argument("--work", type=Path, default=Path("/tmp/earmark-bench/deep"))
+    ap.add_argument("--tasks", nargs="+", default=["family", "vocal"])
+    ap.add_argument("--models", nargs="+", default=["cnn_small"])
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--members", type=int, default=1)
+    ap.add_argument("--latency", action="store_true")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    if args.latency:
+        rows.append({"what": "latency, one 3 s clip, decode+fbank+resnet_compact, 1 CPU thread", **latency()})
+        print(json.dumps(rows[-1]), flush=True)
+    for task in args.tasks:
+        make, test_split, what = TASKS[task]
+        manifest = make(args.bench, args.work)
+        for model in args.models:
+            raw = {"data": {"manifest": str(manifest), "test_split": test_split},
+                   "features": {"name": "fbank", "params": {"normalize": True}, "frames": FRAMES[task],
+                                "store": str(args.work / "features")},
+                   "model": {"name": model},
+                   "train": {"seed": 0, "epochs": args.epochs, "batch_size": 32, "optimizer": "adamw", "lr": 1e-3,
+                             "weight_decay": 1e-4, "schedule": "cosine", "label_smoothing": 0.1,
+                             "augment": [{"name": "spec_augment", "freq_masks": 2, "freq_width": 6,
+                                          "time_masks": 2, "time_width": 30}],
+                             "val_fraction": 0.1, "ensemble": {"members": args.members}}}
+            cfg = validate_config(raw)
+            t0 = time.perf_counter()
+            run = train(cfg, args.work / "runs" / f"{task}-{model}-x{args.members}")
+            seconds = time.perf_counter() - t0
+            m = json.loads((run / "metrics.json").read_text())
+            throughput = train_clips_per_second(run, manifest, cfg)
+            rows.append({"task": task, "what": what, "model": model, "members": args.members,
+                         "accuracy": m["accuracy"], "top3": m["top_k_accuracy"].get("3"), "macro_f1": m["macro_f1"],
+                         "member_accuracy": [x["accuracy"] for x in m.get("members", [])],
+                         "epochs": args.epochs, "train_s": round(seconds, 1), "n_test": m["n"],
+                         "train_clips_per_s": throughput, "ms_per_clip": m["inference_ms_per_clip"],
+                         "params": m["params"]})
+            print(json.dumps(rows[-1]), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
