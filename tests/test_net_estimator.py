@@ -230,3 +230,21 @@ def test_corrupt_or_foreign_weights_raise_data_error(fitted, tmp_path):
         load_net(folder)
     with pytest.raises(DataError, match="net.json"):
         load_net(tmp_path / "nowhere")
+
+
+def test_inputs_are_standardised_inside_the_model_and_saved(tmp_path):
+    from earmark.models.net_estimator import NetClassifier, Standardized, load_net, save_net
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(["a", "b"], 12)
+    X = rng.normal(0, 1, (24, 20, 8)).astype(np.float32) * 30 - 80  # dB-like scale and offset
+    X[y == "b", :, 2] += 20
+    est = NetClassifier("cnn_small", trainer={"epochs": 1, "batch_size": 8, "schedule": None}, seed=0).fit(X, y)
+    assert isinstance(est.model_, Standardized)
+    np.testing.assert_allclose(est.model_.mean.numpy(), X.reshape(-1, 8).mean(0), atol=1e-3)
+    np.testing.assert_allclose(est.model_.std.numpy(), X.reshape(-1, 8).std(0), rtol=1e-3)
+    save_net(tmp_path / "net", est)
+    again = load_net(tmp_path / "net")
+    np.testing.assert_array_equal(again.predict_proba(X), est.predict_proba(X))
+    plain = NetClassifier("cnn_small", trainer={"epochs": 1, "batch_size": 8, "schedule": None}, standardize=False).fit(X, y)
+    assert not isinstance(plain.model_, Standardized)

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
 from torch.utils.data import Subset
@@ -127,6 +128,40 @@ def _json_value(value: Any, key: str) -> Any:
     raise ConfigError(f"{key}: {type(value).__name__} cannot be saved to JSON")
 
 
+class Standardized(nn.Module):
+    """``net((x - mean) / std)``: inputs standardised with statistics of the training clips.
+
+    Spectrogram-like inputs get one mean and std per feature bin (the last axis), vector inputs one
+    per value, raw waveforms (``cnn1d``) a single pair. Kept inside the model, so prediction and
+    export apply the same scaling.
+    """
+
+    def __init__(self, net: nn.Module, mean: Any, std: Any):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
+        self.embedding_dim = getattr(net, "embedding_dim", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_features((x - self.mean) / self.std)
+
+
+def _input_statistics(dataset: FeatureDataset, network: str, n: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of (up to ``n`` evenly spaced) training inputs, per last-axis position."""
+    idx = np.unique(np.linspace(0, len(dataset) - 1, min(n, len(dataset))).astype(int))
+    X = np.stack([dataset[int(i)][0].numpy() for i in idx]).astype(np.float64)
+    if network == "cnn1d":  # a waveform: one scale for every sample
+        mean, std = np.array(X.mean()), np.array(X.std())
+    else:
+        axes = tuple(range(X.ndim - 1))
+        mean, std = X.mean(axis=axes), X.std(axis=axes)
+    return mean.astype(np.float32), np.maximum(std, 1e-5).astype(np.float32)
+
+
 # ---------------------------------------------------------------- the estimator
 
 
@@ -183,7 +218,7 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, network: str = "cnn_small", network_params: dict | None = None, trainer: dict | None = None,
                  augment: list | None = None, mixup_alpha: float | None = None, frames: int | None = None,
                  val_fraction: float = 0.0, seed: int = 0, out_dir: str | os.PathLike | None = None,
-                 progress: bool = False):
+                 progress: bool = False, standardize: bool = True):
         self.network = network
         self.network_params = network_params
         self.trainer = trainer
@@ -194,6 +229,7 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.out_dir = out_dir
         self.progress = progress
+        self.standardize = standardize
 
     # ------------------------------------------------------------ parameter checks
 
@@ -328,6 +364,9 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         def pick(idx: np.ndarray) -> list[Any]:
             return [items[i] for i in idx]  # views, nothing is read
         train_set = FeatureDataset(pick(train_idx), y_int[train_idx], frames=frames, crop="random", seed=seed)
+        if self.standardize:
+            center = FeatureDataset(pick(train_idx), y_int[train_idx], frames=frames, crop="center", seed=seed)
+            net = Standardized(net, *_input_statistics(center, self.network))
         val_set = None if val_idx is None else FeatureDataset(pick(val_idx), y_int[val_idx], frames=frames,
                                                               crop="center", seed=seed)
 
@@ -526,6 +565,9 @@ def load_net(path_dir: str | os.PathLike) -> NetClassifier:
         net = create_network(meta["network"], n_classes=len(classes), seed=params.get("seed"),
                              **dict(meta["network_params"]))
         check_input(net, input_shape)  # sizes lazy layers
+        if params.get("standardize", False):  # buffers are filled by load_state_dict
+            width = () if meta["network"] == "cnn1d" else (input_shape[-1],)
+            net = Standardized(net, np.zeros(width, np.float32), np.ones(width, np.float32))
         options = TrainerOptions.from_dict(meta["trainer_options"])
     except (KeyError, TypeError, ValueError) as exc:  # ConfigError and DataError are ValueErrors
         if isinstance(exc, DataError):

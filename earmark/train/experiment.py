@@ -110,12 +110,15 @@ def _network(cfg: ExperimentConfig, out: str | os.PathLike, progress: bool) -> A
     from earmark.train.options import TrainerOptions
 
     t = cfg.train
+    if cfg.model.scaler not in ("standard", None):
+        raise ConfigError(f"model.scaler: networks standardise their inputs ('standard') or not (null), got {cfg.model.scaler!r}")
     TrainerOptions.from_dict(t.trainer_options())  # train.lr: must be > 0, ...
     compose(t.augment, key="train.augment")
     create_network(cfg.model.name, n_classes=2, **cfg.model.params)  # model.params.<name>: ...
     return NetClassifier(network=cfg.model.name, network_params=dict(cfg.model.params), trainer=t.trainer_options(),
                          augment=t.augment, mixup_alpha=t.mixup_alpha, frames=cfg.features.frames,
-                         val_fraction=t.val_fraction, seed=t.seed, out_dir=str(out), progress=progress)
+                         val_fraction=t.val_fraction, seed=t.seed, out_dir=str(out), progress=progress,
+                         standardize=cfg.model.scaler == "standard")
 
 
 def train_member(config: dict[str, Any], index: int, out: str, resume: bool = False) -> str:
