@@ -166,6 +166,16 @@ def _wav_truncation(path: str, f: sf.SoundFile) -> str | None:
     return None
 
 
+def _check_not_empty_or_cut(path: str, f: sf.SoundFile, frames: int) -> None:
+    """Raise for a file with no samples, or a WAV whose data chunk is shorter than its header says."""
+    if frames <= 0:
+        raise AudioDecodeError(path, "no audio samples (empty file)")
+    if f.format in ("WAV", "WAVEX"):
+        reason = _wav_truncation(path, f)
+        if reason:
+            raise AudioDecodeError(path, reason)
+
+
 def _mp3_length_is_exact(path: str) -> bool:
     """Whether the first MPEG frame carries a Xing/Info header (then libsndfile's length is exact)."""
     try:
@@ -317,12 +327,7 @@ def load(
     with _open(path) as f:
         native_sr, total, channels = f.samplerate, f.frames, f.channels
         known = total < _UNKNOWN_LENGTH
-        if total <= 0:
-            raise AudioDecodeError(path, "no audio samples (empty file)")
-        if f.format in ("WAV", "WAVEX"):
-            reason = _wav_truncation(path, f)
-            if reason:
-                raise AudioDecodeError(path, reason)
+        _check_not_empty_or_cut(path, f, total)
 
         start = int(round(offset * native_sr))
         if known and start >= total:
@@ -434,12 +439,7 @@ def info(path: str | os.PathLike) -> AudioInfo:
                 frames = len(_read_blocks(f, None))
             except (sf.LibsndfileError, RuntimeError) as exc:
                 raise AudioDecodeError(path, f"truncated or corrupt: decoding failed ({_sf_message(exc)})") from None
-        if frames <= 0:
-            raise AudioDecodeError(path, "no audio samples (empty file)")
-        if f.format in ("WAV", "WAVEX"):
-            reason = _wav_truncation(path, f)
-            if reason:
-                raise AudioDecodeError(path, reason)
+        _check_not_empty_or_cut(path, f, frames)
         return AudioInfo(
             path=path,
             sr=int(f.samplerate),

@@ -73,7 +73,7 @@ def _like(template: Any, values: np.ndarray, name: str) -> Any:
     return values
 
 
-def _deficit_pick(names: list[str], target: np.ndarray, assigned: np.ndarray) -> int:
+def _deficit_pick(target: np.ndarray, assigned: np.ndarray) -> int:
     # largest remaining deficit; ties go to the split listed first (argmax returns the first)
     return int(np.argmax(target - assigned))
 
@@ -126,7 +126,7 @@ def stratified_split(
             counts = np.floor(n * f + 1e-9).astype(int)
             target = seen * f
             for _ in range(n - counts.sum()):
-                counts[_deficit_pick(names, np.where(f > 0, target, -np.inf), assigned + counts)] += 1
+                counts[_deficit_pick(np.where(f > 0, target, -np.inf), assigned + counts)] += 1
         assigned += counts
         start = 0
         for j, c in enumerate(counts):
@@ -191,7 +191,7 @@ def group_split(
         target = np.where(f > 0, total * f, -np.inf)
         assigned = np.zeros(len(names))
         for k in gs:
-            j = _deficit_pick(names, target, assigned)
+            j = _deficit_pick(target, assigned)
             assigned[j] += len(members[k])
             out[members[k]] = names[j]
     return _like(labels, out, "split")

@@ -49,12 +49,6 @@ def clip_features(cfg: ExperimentConfig, manifest: Manifest, *, progress: bool =
     return [a for a in table.arrays if a is not None], table.present(), report.failures
 
 
-def clip_vectors(cfg: ExperimentConfig, manifest: Manifest, *, progress: bool = False) -> tuple[np.ndarray, np.ndarray, list[Failure]]:
-    """Like :func:`clip_features`, pooled to one vector per clip (``features.pool``): ``(n_ok, n_dims)``."""
-    arrays, ok, failures = clip_features(cfg, manifest, progress=progress)
-    return vectors(arrays, cfg.features.pool), ok, failures
-
-
 def write_failures(path: str | os.PathLike, failures: list[Failure]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
