@@ -26,3 +26,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e "$spec"
   echo "$want" > "$stamp"
 fi
+
+# The test tools render pages in headless Chromium (report and serve tests): Debian's chromium package,
+# driven by playwright (which then downloads no browser of its own).
+if [ "$extras" = "test" ] && ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo -n"
+    echo "installing Debian's chromium for the browser tests"
+    { $SUDO apt-get install -y -q chromium >/dev/null 2>&1 \
+      || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q chromium >/dev/null 2>&1; }; } \
+      || echo "warning: could not install chromium; the browser tests will fail (set EARMARK_CHROMIUM=/path/to/chromium)" >&2
+  else
+    echo "warning: no chromium and no apt-get; the browser tests need EARMARK_CHROMIUM=/path/to/chromium" >&2
+  fi
+fi
