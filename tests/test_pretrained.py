@@ -1,0 +1,194 @@
+"""Pretrained backbones (earmark.models.pretrained): shapes, official names, front ends, padding, loading."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import music_like
+from earmark.errors import ConfigError, DataError
+from earmark.features.image import to_image
+from earmark.features.spectral import logmel
+from earmark.models.pretrained import BACKBONES, KNOWN_WEIGHTS, create_backbone
+from earmark.models.pretrained.cnn14 import stft_kernels
+from earmark.models.pretrained.image_input import IMAGENET_MEAN, IMAGENET_STD, SpectrogramImage
+
+CASES = [("cnn14", "fc1", 2048), ("cnn14_16k", "fc1", 2048), ("vgg16", "fc2", 4096), ("vgg16", "fc1", 4096),
+         ("vgg16", "block5_pool", 512), ("resnet50", "avg_pool", 2048), ("resnet50", "layer3", 1024)]
+
+
+@functools.lru_cache(maxsize=3)
+def backbone(name: str, cut: str):
+    return create_backbone(name, cut=cut, weights="random")
+
+
+def test_registry_and_bad_names():
+    assert BACKBONES.names() == ["cnn14", "cnn14_16k", "resnet50", "vgg16"]
+    assert {c for n in BACKBONES.names() for c in BACKBONES.get(n).cuts} == {c for _, c, _ in CASES}
+    for name in BACKBONES.names():
+        assert BACKBONES.get(name).weights in KNOWN_WEIGHTS
+    with pytest.raises(ConfigError, match="did you mean 'vgg16'"):
+        create_backbone("vgg61")
+    with pytest.raises(ConfigError, match="unknown cut 'fc3'; valid: fc2, fc1, block5_pool"):
+        create_backbone("vgg16", cut="fc3")
+    with pytest.raises(ConfigError, match="for backbone 'vgg16', not 'resnet50'"):
+        create_backbone("resnet50", weights="vgg16")
+
+
+@pytest.mark.parametrize("name,cut,dim", CASES)
+def test_output_shapes_for_several_lengths(name, cut, dim):
+    net = backbone(name, cut)
+    sr = net.sample_rate
+    assert (net.embedding_dim, net.cut, net.arch, net.pretrained, net.training) == (dim, cut, name, False, False)
+    assert sr == BACKBONES.get(name).sample_rate
+    rng = np.random.default_rng(0)
+    for n, batch in ((net.min_samples, 1), (int(0.75 * sr) + 17, 2)):
+        x = torch.from_numpy((0.1 * rng.standard_normal((batch, n))).astype(np.float32))
+        out = net.embed(x)
+        assert out.shape == (batch, dim) and out.dtype == torch.float32 and torch.isfinite(out).all()
+        assert not out.requires_grad
+    one = net.embed(x[0].numpy())  # 1-D NumPy in -> (dim,)
+    assert one.shape == (dim,)
+    torch.testing.assert_close(one, out[0], rtol=1e-4, atol=1e-4)  # batch of 2 == one by one
+
+
+@pytest.mark.parametrize("name,cut", [("cnn14_16k", "fc1"), ("resnet50", "layer3")])
+def test_short_clip_is_zero_padded_with_a_warning(name, cut):
+    net = backbone(name, cut)
+    y = torch.from_numpy(music_like(net.sample_rate, 0.05)[None])
+    assert y.shape[-1] < net.min_samples
+    with pytest.warns(UserWarning, match=rf"{y.shape[-1]} samples .* receptive field of {net.min_samples} samples"):
+        short = net.embed(y)
+    padded = torch.nn.functional.pad(y, (0, net.min_samples - y.shape[-1]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # long enough: no warning
+        torch.testing.assert_close(short, net.embed(padded))
+
+
+def test_bad_waveforms_are_refused():
+    net = backbone("resnet50", "layer3")
+    with pytest.raises(DataError, match=r"resnet50: expected a waveform of shape \(batch, n_samples\)"):
+        net.embed(torch.zeros(1, 2, 3000))
+    with pytest.raises(DataError, match="NaN or Inf"):
+        net.embed(torch.full((1, 3000), float("nan")))
+
+
+def test_random_initialisation_is_seeded():
+    a = create_backbone("cnn14_16k", seed=3).state_dict()
+    b = create_backbone("cnn14_16k", seed=3).state_dict()
+    c = create_backbone("cnn14_16k", seed=4).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["fc1.weight"], c["fc1.weight"])
+    assert torch.equal(a["logmel_extractor.melW"], c["logmel_extractor.melW"])  # the front end is not random
+
+
+# ------------------------------------------------------------------------ names and shapes of the official files
+
+
+def test_cnn14_parameter_names_match_panns():
+    sd = backbone("cnn14", "fc1").state_dict()
+    expected = {"spectrogram_extractor.stft.conv_real.weight", "spectrogram_extractor.stft.conv_imag.weight",
+                "logmel_extractor.melW", "fc1.weight", "fc1.bias", "fc_audioset.weight", "fc_audioset.bias"}
+    expected |= {f"bn0.{s}" for s in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
+    for i in range(1, 7):
+        expected |= {f"conv_block{i}.conv1.weight", f"conv_block{i}.conv2.weight"}
+        expected |= {f"conv_block{i}.{bn}.{s}" for bn in ("bn1", "bn2")
+                     for s in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
+    assert set(sd) == expected
+    shapes = {"spectrogram_extractor.stft.conv_real.weight": (513, 1, 1024), "logmel_extractor.melW": (513, 64),
+              "bn0.weight": (64,), "conv_block1.conv1.weight": (64, 1, 3, 3), "conv_block1.conv2.weight": (64, 64, 3, 3),
+              "conv_block6.conv2.weight": (2048, 2048, 3, 3), "conv_block6.bn2.running_var": (2048,),
+              "fc1.weight": (2048, 2048), "fc_audioset.weight": (527, 2048), "fc_audioset.bias": (527,)}
+    for key, shape in shapes.items():
+        assert tuple(sd[key].shape) == shape, key
+    front = sum(sd[k].numel() for k in sd if k.startswith(("spectrogram_extractor", "logmel_extractor")))
+    params = sum(p.numel() for p in backbone("cnn14", "fc1").parameters())
+    assert params - front == 80_753_615  # PANNs' published count for CNN14
+    sd16 = create_backbone("cnn14_16k").state_dict()
+    assert set(sd16) == expected
+    assert tuple(sd16["spectrogram_extractor.stft.conv_imag.weight"].shape) == (257, 1, 512)
+    assert tuple(sd16["logmel_extractor.melW"].shape) == (257, 64)
+
+
+def test_vgg16_and_resnet50_parameter_names_match_torchvision():
+    vgg = backbone("vgg16", "fc2").state_dict()
+    convs = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
+    assert set(vgg) == {f"features.{i}.{s}" for i in convs for s in ("weight", "bias")} | {
+        f"classifier.{i}.{s}" for i in (0, 3, 6) for s in ("weight", "bias")}
+    for key, shape in {"features.0.weight": (64, 3, 3, 3), "features.28.weight": (512, 512, 3, 3),
+                       "classifier.0.weight": (4096, 25088), "classifier.3.weight": (4096, 4096),
+                       "classifier.6.weight": (1000, 4096)}.items():
+        assert tuple(vgg[key].shape) == shape, key
+    assert sum(v.numel() for v in vgg.values()) == 138_357_544
+    res = backbone("resnet50", "layer3")
+    sd = res.state_dict()
+    assert len(sd) == 320 and sum(p.numel() for p in res.parameters()) == 25_557_032
+    for key, shape in {"conv1.weight": (64, 3, 7, 7), "layer1.0.downsample.0.weight": (256, 64, 1, 1),
+                       "layer3.5.bn3.running_var": (1024,), "layer4.2.conv3.weight": (2048, 512, 1, 1),
+                       "fc.weight": (1000, 2048)}.items():
+        assert tuple(sd[key].shape) == shape, key
+
+
+# ------------------------------------------------------------------------ front ends
+
+
+def test_stft_kernels_are_the_windowed_dft():
+    n_fft = 64
+    real, imag = stft_kernels(n_fft)
+    frame = np.random.default_rng(0).standard_normal(n_fft)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+    spectrum = np.fft.rfft(frame * window)
+    np.testing.assert_allclose(real[:, 0].double().numpy() @ frame, spectrum.real, atol=1e-5)
+    np.testing.assert_allclose(imag[:, 0].double().numpy() @ frame, spectrum.imag, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,sr,n_fft,hop,fmax", [("cnn14", 32000, 1024, 320, 14000), ("cnn14_16k", 16000, 512, 160, 8000)])
+def test_cnn14_front_end_matches_librosa(name, sr, n_fft, hop, fmax):
+    librosa = pytest.importorskip("librosa")
+    net = create_backbone(name) if name == "cnn14_16k" else backbone(name, "fc1")
+    y = music_like(sr, 1.3, f0=440.0, seed=5)
+    ref = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=n_fft, hop_length=hop, win_length=n_fft, window="hann",
+                                         center=True, pad_mode="reflect", power=2.0, n_mels=64, fmin=50, fmax=fmax,
+                                         htk=False, norm="slaney")
+    ref_db = 10 * np.log10(np.maximum(1e-10, ref)).T
+    with torch.no_grad():
+        ours = net.logmel(torch.from_numpy(y)[None])[0, 0].numpy()
+    assert ours.shape == ref_db.shape == (1 + y.size // hop, 64)
+    np.testing.assert_allclose(ours, ref_db, atol=1e-3, rtol=0)
+
+
+def test_spectrogram_image_is_the_fma_png_resized_and_normalised():
+    y = torch.from_numpy(np.stack([music_like(22050, 1.0, seed=s) for s in range(2)]))
+    front = SpectrogramImage()
+    grey = front.grey(y)
+    for i in range(2):
+        png = to_image(logmel(y[i].numpy(), sr=22050, n_fft=2048, hop_length=512, n_mels=128), top_db=80.0)
+        np.testing.assert_array_equal((grey[i].numpy() * 255).round().astype(np.uint8), png)
+    img = front(y)
+    assert img.shape == (2, 3, 224, 224)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    unit = img * std + mean
+    assert unit.min() >= -1e-5 and unit.max() <= 1 + 1e-5
+    torch.testing.assert_close(unit[:, 0], unit[:, 2])  # the grey picture on every channel
+    assert not list(front.state_dict())  # adds nothing to a checkpoint
+
+
+# ------------------------------------------------------------------------ loading its own weights
+
+
+@pytest.mark.parametrize("name,cut", [("cnn14_16k", "fc1"), ("resnet50", "avg_pool"),
+                                      pytest.param("vgg16", "block5_pool", marks=pytest.mark.slow)])
+def test_strict_load_of_its_own_state_dict(tmp_path, name, cut):
+    src = create_backbone(name, cut=cut, seed=7)
+    path = tmp_path / f"{name}.pth"
+    torch.save({"model": src.state_dict(), "iteration": 3} if name.startswith("cnn14") else src.state_dict(), path)
+    net = create_backbone(name, cut=cut, weights=path)
+    assert net.pretrained and net.weights_source == str(path) and not net.training
+    own, loaded = src.state_dict(), net.state_dict()
+    assert all(torch.equal(own[k], loaded[k]) for k in own)
+    y = torch.from_numpy(music_like(net.sample_rate, 0.5)[None])
+    torch.testing.assert_close(net.embed(y), src.embed(y))

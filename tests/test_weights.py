@@ -1,0 +1,271 @@
+"""Weights: checked downloads from a real local HTTP server, the cache, weights-only loading, strict matching."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from earmark.cli import main
+from earmark.errors import ConfigError, DataError
+from earmark.models.pretrained import (
+    KNOWN_WEIGHTS,
+    cached_path,
+    create_backbone,
+    fetch_weights,
+    file_identity,
+    load_checkpoint,
+    load_strict,
+    resolve_weights,
+    weights_dir,
+)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """``/<name>`` serves ``server.files[name]``; ``/truncated/<name>`` promises more bytes than it sends."""
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self.server.requests.append(self.path)
+        truncated = self.path.startswith("/truncated/")
+        body = self.server.files.get(self.path.removeprefix("/truncated"))
+        if body is None:
+            self.send_error(404, "no such file")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body) + (4096 if truncated else 0)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2] if truncated else body)
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def checkpoint() -> tuple[bytes, dict]:
+    """A generated checkpoint: a randomly initialised resnet50's state_dict in PANNs' ``{"model": ...}`` wrapper."""
+    state = create_backbone("resnet50", seed=11).state_dict()
+    buf = io.BytesIO()
+    torch.save({"model": state, "iteration": 0}, buf)
+    return buf.getvalue(), state
+
+
+@pytest.fixture(scope="module")
+def server(checkpoint):
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.files = {"/resnet50.pth": checkpoint[0], "/garbage.pth": b"<html>not a checkpoint</html>"}
+    httpd.requests = []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------------ downloads
+
+
+def test_download_checksum_and_strict_load(tmp_path, server, checkpoint):
+    httpd, base = server
+    data, state = checkpoint
+    cache = tmp_path / "cache"
+    path = fetch_weights("resnet50", cache=cache, url=f"{base}/resnet50.pth", sha256=_sha256(data))
+    assert path == cache / "resnet50-0676ba61.pth" == cached_path("resnet50", cache)
+    assert sorted(os.listdir(cache)) == ["resnet50-0676ba61.pth"] and path.read_bytes() == data
+    net = create_backbone("resnet50", weights="resnet50", cache=cache)
+    assert net.pretrained and net.weights_source == str(path)
+    loaded = net.state_dict()
+    assert all(torch.equal(loaded[k], state[k]) for k in state)
+    # a second fetch finds the verified file and downloads nothing
+    n = len(httpd.requests)
+    assert fetch_weights("resnet50", cache=cache, url=f"{base}/resnet50.pth", sha256=_sha256(data)) == path
+    assert len(httpd.requests) == n
+
+
+def test_cli_fetch_and_list(tmp_path, server, checkpoint, capsys, monkeypatch):
+    _, base = server
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("EARMARK_WEIGHTS_DIR", str(cache))
+    assert weights_dir() == cache
+    code = main(["weights", "fetch", "resnet50", "--url", f"{base}/resnet50.pth", "--sha256", _sha256(checkpoint[0]),
+                 "--no-progress"])
+    assert code == 0
+    assert "resnet50-0676ba61.pth" in capsys.readouterr().out
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in KNOWN_WEIGHTS:
+        assert name in out
+    assert "yes" in out and "no" in out  # resnet50 cached, the others not
+
+
+def test_wrong_checksum_is_refused_and_leaves_nothing(tmp_path, server, checkpoint):
+    _, base = server
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match=r"sha256 [0-9a-f]{64} does not match the expected 0{64}; refused"):
+        fetch_weights("resnet50", cache=cache, url=f"{base}/resnet50.pth", sha256="0" * 64)
+    assert os.listdir(cache) == []
+    # without an override the official checks apply: this generated file is not the official one
+    with pytest.raises(DataError, match=r"resnet50-0676ba61.pth from http://127.0.0.1:\d+/resnet50.pth: .* refused"):
+        fetch_weights("resnet50", cache=cache, url=f"{base}/resnet50.pth")
+    assert os.listdir(cache) == []
+    assert main(["weights", "fetch", "resnet50", "--cache", str(cache), "--url", f"{base}/resnet50.pth",
+                 "--no-progress"]) == 1
+    assert os.listdir(cache) == []
+
+
+def test_truncated_download_is_refused_and_leaves_nothing(tmp_path, server, checkpoint):
+    _, base = server
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match=r"(truncated download \([\d,]+ of [\d,]+ bytes\)|download interrupted)"):
+        fetch_weights("resnet50", cache=cache, url=f"{base}/truncated/resnet50.pth", sha256=_sha256(checkpoint[0]))
+    assert os.listdir(cache) == []
+
+
+def test_offline_error_names_the_url_and_the_target(tmp_path):
+    cache = tmp_path / "cache"
+    url = f"http://127.0.0.1:{_closed_port()}/Cnn14_mAP%3D0.431.pth"
+    with pytest.raises(DataError) as info:
+        fetch_weights("cnn14", cache=cache, url=url, timeout=5)
+    msg = str(info.value)
+    assert "no connection" in msg and url in msg and str(cache / "Cnn14_mAP=0.431.pth") in msg
+    assert not cache.exists() or os.listdir(cache) == []
+
+
+def test_http_error_and_bad_options(tmp_path, server):
+    _, base = server
+    with pytest.raises(DataError, match="HTTP 404"):
+        fetch_weights("vgg16", cache=tmp_path, url=f"{base}/missing.pth")
+    with pytest.raises(ConfigError, match="unknown weights 'vgg19'; known: cnn14, cnn14_16k, vgg16, resnet50"):
+        fetch_weights("vgg19", cache=tmp_path)
+    with pytest.raises(ConfigError, match="--sha256: expected 64 hex digits"):
+        fetch_weights("vgg16", cache=tmp_path, sha256="abc")
+    assert os.listdir(tmp_path) == []
+
+
+def test_known_weights_table():
+    for name, spec in KNOWN_WEIGHTS.items():
+        assert spec.name == name and len(spec.sha256) == 64 and spec.size > 0
+        assert spec.url.startswith("https://")
+        if "download.pytorch.org" in spec.url:  # torchvision names carry the sha256's first 8 hex digits
+            assert spec.filename.split("-")[1].removesuffix(".pth") == spec.sha256[:8]
+        else:
+            assert spec.md5 and len(spec.md5) == 32 and "zenodo.org/record/3987831" in spec.url
+
+
+# ------------------------------------------------------------------------ resolving
+
+
+def test_resolve_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("EARMARK_WEIGHTS_DIR", str(tmp_path))
+    assert resolve_weights(None) is None and resolve_weights("random") is None
+    with pytest.raises(ConfigError, match=r"weights 'cnn14' are not in the cache \(.*Cnn14_mAP=0.431.pth\); "
+                                          r"run `earmark weights fetch cnn14`.*weights: random"):
+        resolve_weights("cnn14", backbone="cnn14")
+    with pytest.raises(ConfigError, match="no such file"):
+        resolve_weights(str(tmp_path / "nope.pth"))
+    (tmp_path / "Cnn14_mAP=0.431.pth").write_bytes(b"x")
+    assert resolve_weights("cnn14") == tmp_path / "Cnn14_mAP=0.431.pth"
+    ident = file_identity(tmp_path / "Cnn14_mAP=0.431.pth")
+    assert str(tmp_path) in ident and ident.split("|")[1] == "1"
+
+
+# ------------------------------------------------------------------------ loading
+
+
+def test_key_and_shape_mismatch_message(tmp_path, checkpoint):
+    state = dict(checkpoint[1])
+    for key in ("layer4.2.bn3.weight", "layer4.2.bn3.bias", "layer4.2.bn3.running_mean"):
+        del state[key]
+    state["head.weight"] = torch.zeros(3)
+    state["fc.weight"] = torch.zeros(10, 2048)
+    path = tmp_path / "resnet50-custom.pth"
+    torch.save(state, path)
+    with pytest.raises(DataError) as info:
+        create_backbone("resnet50", weights=path)
+    assert str(info.value) == (
+        "resnet50-custom.pth: does not match resnet50: 3 keys missing (layer4.2.bn3.weight, layer4.2.bn3.bias, "
+        "layer4.2.bn3.running_mean), 1 unexpected (head.weight), shapes differ: fc.weight expected (1000, 2048) "
+        "got (10, 2048)")
+
+
+def test_load_strict_tolerates_only_missing_batch_counters():
+    net = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    state = {k: v.clone() + 1 if v.is_floating_point() else v for k, v in net.state_dict().items()}
+    del state["1.num_batches_tracked"]
+    load_strict(net, state, "old.pth")
+    assert torch.equal(net[0].weight, state["0.weight"])
+    del state["1.running_var"]
+    with pytest.raises(DataError, match=r"old.pth: does not match Sequential: 1 key missing \(1.running_var\)"):
+        load_strict(net, state, "old.pth")
+
+
+class _Evil:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_arbitrary_objects_are_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    for i, save in enumerate((torch.save, lambda obj, p: p.write_bytes(pickle.dumps(obj, protocol=2)))):
+        path = tmp_path / f"evil{i}.pth"
+        save({"model": {"w": torch.ones(1)}, "payload": _Evil(marker)}, path)
+        with pytest.raises(DataError, match="refused — not a weights-only checkpoint"):
+            load_checkpoint(path)
+        assert not marker.exists()
+    (tmp_path / "junk.pth").write_bytes(b"\x00\x01 not a checkpoint")
+    with pytest.raises(DataError, match="junk.pth: (not a readable PyTorch checkpoint|refused)"):
+        load_checkpoint(tmp_path / "junk.pth")
+    torch.save({"model": {"w": torch.ones(1), "note": "text"}}, tmp_path / "mixed.pth")
+    with pytest.raises(DataError, match="1 entries are not tensors \\(e.g. 'note': str\\)"):
+        load_checkpoint(tmp_path / "mixed.pth")
+
+
+def test_panns_style_checkpoint_with_numpy_arrays_loads(tmp_path):
+    """PANNs' files hold their sampler's NumPy arrays, pickled by NumPy 1 (``numpy.core.multiarray``)."""
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # NumPy 1
+        from numpy.core import multiarray
+    original = multiarray._reconstruct.__module__
+    path = tmp_path / "Cnn14_like.pth"
+    obj = {"iteration": 600000, "model": {"fc1.weight": torch.ones(2, 2)},
+           "sampler": {"indexes_per_class": [np.arange(5), np.arange(3)], "queue": [], "pointers_of_classes": [0, 2],
+                       "scalar": np.float32(0.5)}}
+    multiarray._reconstruct.__module__ = "numpy.core.multiarray"  # the name NumPy 1 pickles under
+    try:
+        torch.save(obj, path)
+    finally:
+        multiarray._reconstruct.__module__ = original
+    state = load_checkpoint(path)
+    assert list(state) == ["fc1.weight"] and torch.equal(state["fc1.weight"], torch.ones(2, 2))
+
+
+def test_safetensors_files_load(tmp_path):
+    st = pytest.importorskip("safetensors.torch")
+    st.save_file({"w": torch.arange(3.0)}, str(tmp_path / "w.safetensors"))
+    assert torch.equal(load_checkpoint(tmp_path / "w.safetensors")["w"], torch.arange(3.0))
