@@ -1,6 +1,6 @@
 """The experiment config: YAML in, validated, resolved YAML saved beside every run.
 
-Sections ``data``, ``features``, ``model``, ``train``, ``eval``; every key has a default except
+Sections ``data``, ``audio``, ``features``, ``model``, ``train``, ``eval``; every key has a default except
 ``data.manifest``. Unknown keys and bad values are refused with the key path::
 
     model.params.C: must be > 0, got -1
@@ -52,6 +52,26 @@ class DataConfig(_Section):
     manifest: Path = Field(description="Manifest CSV/JSONL; relative paths are relative to the config file.")
     train_split: str = Field("train", description="Split the model is fitted on (cross-validated by the search).")
     test_split: Optional[str] = Field("test", description="Split evaluated after training, if the manifest has it.")
+
+
+class SeparateConfig(_Section):
+    """Vocal separation (:func:`earmark.audio.separate.separate`, as ``earmark separate`` does to files)."""
+
+    method: str = Field("repet", description="repet (built in, no weights), demucs or spleeter (`pip install demucs` / `spleeter`).")
+    params: dict[str, Any] = Field(default_factory=dict, description="The method's parameters, e.g. {margin_v: 2, hpss: before}.")
+    stem: Literal["vocals", "accompaniment"] = Field("vocals", description="The part the features are computed on.")
+
+
+class AudioConfig(_Section):
+    """What is done to each decoded clip (at the feature's rate) before the feature. Cached with the
+    features: the settings are part of the feature store's key, and prediction applies them too."""
+
+    separate: Optional[SeparateConfig] = Field(None, description="Vocal separation; null = none; a method name is short for {method: NAME}.")
+
+    @field_validator("separate", mode="before")
+    @classmethod
+    def _method_name(cls, v: Any) -> Any:
+        return {"method": v} if isinstance(v, str) else v
 
 
 class FeaturesConfig(_Section):
@@ -130,6 +150,7 @@ class TrainConfig(_Section):
     batch_size: int = Field(default_factory=lambda: _trainer_default("batch_size"))
     optimizer: str = Field(default_factory=lambda: _trainer_default("optimizer"))
     lr: float = Field(default_factory=lambda: _trainer_default("lr"))
+    backbone_lr: Optional[float] = Field(default_factory=lambda: _trainer_default("backbone_lr"))
     weight_decay: float = Field(default_factory=lambda: _trainer_default("weight_decay"))
     schedule: Optional[str] = Field(default_factory=lambda: _trainer_default("schedule"))
     schedule_params: dict[str, Any] = Field(default_factory=lambda: _trainer_default("schedule_params"))
@@ -171,6 +192,7 @@ class ExperimentConfig(_Section):
     """A whole experiment (see the module docstring)."""
 
     data: DataConfig
+    audio: AudioConfig = Field(default_factory=AudioConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -197,7 +219,7 @@ def validate_config(raw: dict[str, Any], *, base: str | os.PathLike | None = Non
         Naming the key path of the first problem(s), what was expected and what came.
     """
     if not isinstance(raw, dict):
-        raise ConfigError(f"config: expected a mapping with sections data, features, model, train, eval; got {type(raw).__name__}")
+        raise ConfigError(f"config: expected a mapping with sections data, audio, features, model, train, eval; got {type(raw).__name__}")
     try:
         cfg = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
@@ -211,6 +233,10 @@ def validate_config(raw: dict[str, Any], *, base: str | os.PathLike | None = Non
             else:
                 lines.append(f"{where}: {err['msg']}, got {err.get('input')!r}")
         raise ConfigError("; ".join(lines)) from None
+    if cfg.audio.separate is not None:
+        from earmark.audio.separate import check_separation
+
+        check_separation(cfg.audio.separate, key="audio.separate")  # method, parameters, backend installed
     if base is not None:
         base = Path(base)
         cfg.data.manifest = _absolute(cfg.data.manifest, base)

@@ -6,10 +6,12 @@
 * ``onnx``: the network (and the ensemble average), features in, probabilities out. ONNX has no
   portable real FFT, so the front end stays outside; ``export.json`` is its recipe and
   :func:`onnx_features` implements it: ``get_feature(name)(load(path, sr=sr), **params)``, centre-cropped
-  or zero-padded to ``frames``, as float32 ``(batch, frames, bins)``.
+  or zero-padded to ``frames``, as float32 ``(batch, frames, bins)``; for a run trained on separated
+  vocals (``audio.separate``) the recipe's ``separate`` settings are applied first. Such a run cannot be
+  exported as TorchScript (the separation is not a traceable graph): that is refused.
 
 Both write ``export.json`` beside the model: format, labels (the output columns), feature, params, sr,
-frames and n_samples.
+frames, n_samples and separate (null, or the resolved separation settings).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from earmark.audio.separate import apply_separation, resolve_separation
 from earmark.errors import ConfigError
 from earmark.features.base import get_feature
 from earmark.fsutil import atomic_path, atomic_write_text
@@ -98,6 +101,11 @@ def export(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | None =
             raise ConfigError(f"--format onnx needs {', '.join(missing)}: pip install 'earmark[export]'")
     run = Run.load(run_dir)
     cfg = run.config
+    separation = resolve_separation(cfg.audio.separate)
+    if separation is not None and fmt == "torchscript":
+        raise ConfigError(f"{run_dir}: this run separates vocals before its feature (audio.separate: "
+                          f"{separation['method']}), a step a traced TorchScript graph cannot hold; use --format "
+                          "onnx, whose export.json recipe includes it (earmark.export.onnx_features applies it)")
     spec = get_feature(cfg.features.name)
     params = spec.resolve(cfg.features.params)
     sr = params.pop("sr")
@@ -122,7 +130,7 @@ def export(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | None =
                                         dynamic_shapes={"features": {0: torch.export.Dim("batch")}}, verbose=False)
             program.save(str(tmp))
     info = {"format": fmt, "labels": [str(c) for c in run.model.classes_], "feature": cfg.features.name,
-            "params": params, "sr": sr, "frames": int(frames), "n_samples": int(n_samples),
+            "params": params, "sr": sr, "frames": int(frames), "n_samples": int(n_samples), "separate": separation,
             "input": "waveform (batch, n_samples) float32" if fmt == "torchscript" else "features (batch, frames, bins) float32",
             "output": "probabilities (batch, n_labels)"}
     atomic_write_text(out.with_name("export.json"), json.dumps(info, indent=2) + "\n")
@@ -132,7 +140,8 @@ def export(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | None =
 def onnx_features(waveform: np.ndarray, info: dict[str, Any]) -> np.ndarray:
     """The ONNX export's front end (``export.json`` recipe): ``(batch, n_samples)`` at ``info["sr"]`` ->
     float32 ``(batch, frames, bins)``."""
-    S = np.asarray(get_feature(info["feature"]).fn(np.atleast_2d(waveform).astype(np.float32), sr=info["sr"],
+    waveform = apply_separation(np.atleast_2d(waveform).astype(np.float32), info["sr"], info.get("separate"))
+    S = np.asarray(get_feature(info["feature"]).fn(waveform, sr=info["sr"],
                                                     **info["params"]))
     n, frames = S.shape[-2], info["frames"]
     if n >= frames:

@@ -12,6 +12,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from earmark.audio import load, segment
+from earmark.audio.separate import apply_separation, resolve_separation
 from earmark.errors import DataError, EarmarkError
 from earmark.features.base import get_feature
 from earmark.fsutil import atomic_path
@@ -44,9 +45,11 @@ def collect_audio(inputs: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def clip_proba(run: Run, path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Decode ``path``, compute the run's feature (per window when ``eval.window`` is set), predict.
+    """Decode ``path``, separate vocals if the run was trained so (``audio.separate``), compute the run's
+    feature (per window when ``eval.window`` is set) and predict.
 
-    Returns the aggregated probability vector and the number of windows.
+    Separation runs on each window, as it ran on each training clip. Returns the aggregated
+    probability vector and the number of windows.
     """
     cfg = run.config
     spec = get_feature(cfg.features.name)
@@ -61,6 +64,7 @@ def clip_proba(run: Run, path: str | os.PathLike) -> tuple[np.ndarray, int]:
         y, _ = segment(y, length, hop)
     else:
         y = y[np.newaxis]
+    y = apply_separation(y, sr, resolve_separation(cfg.audio.separate))
     P = run.predict_proba(run.inputs(list(np.asarray(spec.fn(y, **params)))))  # one row per window
     if cfg.eval.aggregate == "vote":
         votes = np.bincount(P.argmax(axis=1), minlength=P.shape[1]).astype(np.float64)

@@ -86,5 +86,47 @@ def test_network_recipes_pass_the_checks_made_before_training(recipe, tmp_path):
 
     cfg = load_config(recipe)
     if is_network(cfg):
+        if "weights" in cfg.model.params:  # official backbone weights are not in the test machine's cache
+            cfg.model.params["weights"] = "random"
         est = _network(cfg, tmp_path, progress=False)  # network params, trainer options, augment steps
         assert est.network == cfg.model.name
+
+
+# --------------------------------------------------------------------------- audio.separate
+
+
+def test_audio_separate_defaults_shorthand_and_round_trip(tmp_path):
+    cfg = validate_config({"data": {"manifest": "m.csv"}})
+    assert cfg.audio.separate is None
+    cfg = load_config(_write(tmp_path / "x.yaml", {"data": {"manifest": "m.csv"}, "audio": {"separate": {}}}))
+    sep = cfg.audio.separate
+    assert (sep.method, sep.params, sep.stem) == ("repet", {}, "vocals")
+    cfg.save(tmp_path / "resolved.yaml")
+    assert load_config(tmp_path / "resolved.yaml") == cfg
+    y = _write(tmp_path / "y.yaml", {"data": {"manifest": "m.csv"}})
+    short = load_config(y, ["audio.separate=repet"])  # a method name is short for {method: NAME}
+    assert short.audio.separate.method == "repet" and short.audio.separate.params == {}
+    keys = load_config(y, ["audio.separate.params.margin_v=2"])
+    assert keys.audio.separate.method == "repet" and keys.audio.separate.params == {"margin_v": 2}
+    off = load_config(tmp_path / "resolved.yaml", ["audio.separate=null"])
+    assert off.audio.separate is None
+
+
+@pytest.mark.parametrize(
+    "audio, message",
+    [
+        ({"seperate": {}}, "audio.seperate: unknown key"),
+        ({"separate": {"methd": "repet"}}, "audio.separate.methd: unknown key"),
+        ({"separate": {"method": "rpet"}}, "audio.separate.method: unknown separation method 'rpet'; did you mean 'repet'"),
+        ({"separate": {"params": {"margin": 1}}}, "audio.separate.params.margin: unknown parameter of 'repet'"),
+        ({"separate": {"params": {"hpss": "both"}}}, "audio.separate.params.hpss: must be 'none', 'before' or 'after', got 'both'"),
+        ({"separate": {"params": {"k": -1, "power": 0}}}, "audio.separate.params.k: must be a positive integer"),
+        ({"separate": {"params": {"k": -1, "power": 0}}}, "audio.separate.params.power: must be a number > 0"),
+        ({"separate": {"stem": "drums"}}, "audio.separate.stem: "),
+        ({"separate": 3}, "audio.separate: "),
+    ],
+)
+def test_bad_audio_separate_names_the_key_path(audio, message):
+    with pytest.raises(ConfigError) as err:
+        validate_config({"data": {"manifest": "m.csv"}, "audio": audio})
+    assert message in str(err.value)

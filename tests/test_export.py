@@ -22,9 +22,11 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("export")
     manifest = make_demo_dataset(root / "demo", n_per_class=6, duration=1.0, seed=3)
     out = {}
-    for name, ensemble, model in (("net", 1, "cnn_small"), ("ens", 2, "cnn_small"), ("clf", 1, "logreg")):
+    for name, ensemble, model in (("net", 1, "cnn_small"), ("ens", 2, "cnn_small"), ("clf", 1, "logreg"),
+                                  ("sep", 1, "cnn_small")):
         raw = {"data": {"manifest": str(manifest)}, "features": {"name": "fbank", "frames": 96, "jobs": 1,
                                                                   "store": str(root / "store")},
+               "audio": {"separate": {"method": "repet"} if name == "sep" else None},
                "model": {"name": model}, "train": {"epochs": 1, "batch_size": 8, "schedule": None,
                                                    "ensemble": {"members": ensemble}, "search": {"enabled": False}}}
         cfg = root / f"{name}.yaml"
@@ -79,3 +81,24 @@ def test_classical_runs_and_bad_formats_are_refused(runs, capsys):
     assert "export needs a network run" in capsys.readouterr().err
     assert main(["export", str(runs["net"]), "--format", "tflite"]) == 2
     assert "expected one of onnx, torchscript" in capsys.readouterr().err
+
+
+def test_a_run_on_separated_vocals_exports_its_separation_in_the_onnx_recipe(runs, tmp_path, capsys):
+    import onnxruntime as ort
+
+    from earmark.audio import separate
+
+    run = runs["sep"]
+    assert main(["export", str(run), "--format", "torchscript"]) == 2
+    assert "separates vocals before its feature" in capsys.readouterr().err
+    assert not (run / "model.pt").exists()
+    assert main(["export", str(run), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    info = json.loads((tmp_path / "export.json").read_text())
+    assert info["separate"]["method"] == "repet" and info["separate"]["stem"] == "vocals"
+    wave = _waveform(16000)
+    got = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"features": onnx_features(wave, info)})[0]
+    vocals = separate(wave, 16000, method="repet", **info["separate"]["params"])[0]
+    want = Run.load(run).predict_proba([fbank(vocals)])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    plain = Run.load(run).predict_proba([fbank(wave)])
+    assert not np.allclose(want, plain, atol=1e-4)  # the separation matters, so the test can fail

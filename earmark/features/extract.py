@@ -65,8 +65,12 @@ class ExtractReport:
         return self.audio_seconds / self.seconds if self.seconds > 0 else float("nan")
 
 
-def compute_chunk(feature: str, params: dict[str, Any], clips: Sequence[Clip]) -> list[tuple[Any, float]]:
-    """Decode and compute ``feature`` for ``clips`` (runs in a worker).
+def compute_chunk(feature: str, params: dict[str, Any], clips: Sequence[Clip],
+                  separate: dict[str, Any] | None = None) -> list[tuple[Any, float]]:
+    """Decode, optionally separate, and compute ``feature`` for ``clips`` (runs in a worker).
+
+    ``separate`` holds resolved separation settings (:func:`earmark.audio.separate.resolve_separation`):
+    the feature is then computed on that stem of each decoded clip.
 
     Returns
     -------
@@ -74,6 +78,7 @@ def compute_chunk(feature: str, params: dict[str, Any], clips: Sequence[Clip]) -
         ``result`` is the feature array, or a string saying why the clip failed.
     """
     from earmark.audio import load  # imported here so workers started by spawn stay light to unpickle
+    from earmark.audio.separate import apply_separation
 
     spec = get_feature(feature)
     sr = params["sr"]
@@ -99,8 +104,17 @@ def compute_chunk(feature: str, params: dict[str, Any], clips: Sequence[Clip]) -
         if y is not None:
             by_length.setdefault(y.shape[-1], []).append(i)
     for idx in by_length.values():
+        batch = np.stack([waves[i] for i in idx])
+        if separate is not None:
+            try:
+                batch = apply_separation(batch, sr, separate)
+            except Exception as exc:
+                reason = getattr(exc, "reason", None) or str(exc)
+                for i in idx:
+                    results[i] = f"separation ({separate['method']}) failed: {reason}"
+                continue
         try:
-            out = spec.fn(np.stack([waves[i] for i in idx]), **params)
+            out = spec.fn(batch, **params)
         except Exception as exc:
             for i in idx:
                 results[i] = f"{feature} failed: {type(exc).__name__}: {exc}"
@@ -121,6 +135,7 @@ def extract(
     executor: Executor | None = None,
     chunk_size: int | None = None,
     progress: bool = False,
+    separate: Any = None,
 ) -> ExtractReport:
     """Compute ``feature`` for every clip of ``manifest`` that the store does not hold yet.
 
@@ -141,6 +156,10 @@ def extract(
         Clips per job (default: about 8 jobs per worker, at most 64 clips each).
     progress : bool
         Show a progress bar on the terminal.
+    separate : dict or config section, optional
+        Vocal separation applied to each decoded clip before the feature, e.g.
+        ``{"method": "repet", "params": {}, "stem": "vocals"}`` (the config's ``audio.separate``).
+        The settings are part of the store key, so separated and unseparated features never mix.
 
     Returns
     -------
@@ -148,7 +167,7 @@ def extract(
     """
     t0 = time.perf_counter()
     own_store = not isinstance(store, FeatureStore)
-    fs = FeatureStore(store, feature, params) if own_store else store
+    fs = FeatureStore(store, feature, params, separate=separate) if own_store else store
     try:
         clips = _as_clips(manifest)
         report = ExtractReport(n_clips=len(clips), store_dir=str(fs.dir))
@@ -188,8 +207,9 @@ def _run(fs: FeatureStore, todo: dict, report: ExtractReport, *, jobs, executor,
     futures: dict[Future, list] = {}
     try:
         for chunk in chunks:
-            futures[executor.submit(compute_chunk, fs.feature.name, fs.params, [c for _, (c, _) in chunk])] = chunk
-        with fs.writer() as writer, _progress(progress, len(items), fs.feature.name) as advance:
+            futures[executor.submit(compute_chunk, fs.feature.name, fs.params, [c for _, (c, _) in chunk],
+                                    fs.separate)] = chunk
+        with fs.writer() as writer, progress_bar(progress, len(items), f"extract {fs.feature.name}") as advance:
             for future in as_completed(futures):
                 entries = []
                 chunk = futures[future]
@@ -210,19 +230,19 @@ def _run(fs: FeatureStore, todo: dict, report: ExtractReport, *, jobs, executor,
             executor.shutdown(wait=True, cancel_futures=True)
 
 
-class _progress:
-    """A rich progress bar (clips done, clips/s, elapsed, ETA) or nothing."""
+class progress_bar:
+    """A rich progress bar (done, rate, elapsed, ETA) or nothing; ``with`` gives ``advance(n)``."""
 
-    def __init__(self, enabled: bool, total: int, name: str):
-        self.enabled, self.total, self.name = enabled, total, name
+    def __init__(self, enabled: bool, total: int, description: str, unit: str = "clips"):
+        self.enabled, self.total, self.description, self.unit = enabled, total, description, unit
 
     def __enter__(self):
         if not self.enabled:
             return lambda n: None
-        self._bar = Progress("[bold]{task.description}", BarColumn(), MofNCompleteColumn(), _RateColumn(),
+        self._bar = Progress("[bold]{task.description}", BarColumn(), MofNCompleteColumn(), _RateColumn(self.unit),
                              TimeElapsedColumn(), TimeRemainingColumn())
         self._bar.start()
-        task = self._bar.add_task(f"extract {self.name}", total=self.total)
+        task = self._bar.add_task(self.description, total=self.total)
         return lambda n: self._bar.advance(task, n)
 
     def __exit__(self, *exc):
@@ -231,5 +251,9 @@ class _progress:
 
 
 class _RateColumn(ProgressColumn):
+    def __init__(self, unit: str):
+        super().__init__()
+        self.unit = unit
+
     def render(self, task) -> Text:
-        return Text(f"{task.speed or 0:,.0f} clips/s")
+        return Text(f"{task.speed or 0:,.0f} {self.unit}/s")

@@ -3,8 +3,8 @@
 Layout (one folder per feature configuration, so changing a parameter never mixes results)::
 
     STORE/
-      fbank-3f9c0a1b2d4e/          # feature name + hash of its resolved parameters
-        params.json                # feature name, parameters, store schema
+      fbank-3f9c0a1b2d4e/          # feature name + hash of its resolved parameters (+ vocal separation)
+        params.json                # feature name, parameters, separation settings, store schema
         data.bin                   # every clip's array, appended, 64-byte aligned
         index.sqlite               # key -> (offset, nbytes, dtype, shape) and the clip it came from
         failures.csv               # clips the last extraction could not compute, and why
@@ -117,6 +117,10 @@ class FeatureStore:
         Registered feature name (``"fbank"``, ``"logmel"``, ...).
     params : dict, optional
         Feature parameters (``sr`` included); unspecified ones take the feature's defaults.
+    separate : dict or config section, optional
+        Vocal separation applied to the audio before the feature (the config's ``audio.separate``);
+        its resolved settings are part of the folder's hash, so separated and unseparated features
+        never mix. ``None`` (no separation) keeps the hash of stores written before separation existed.
 
     Examples
     --------
@@ -124,11 +128,17 @@ class FeatureStore:
     >>> X = store.load(manifest).stack()        # (n_clips, 299, 40) for 3 s clips
     """
 
-    def __init__(self, root: str | os.PathLike, feature: str = "fbank", params: dict[str, Any] | None = None):
+    def __init__(self, root: str | os.PathLike, feature: str = "fbank", params: dict[str, Any] | None = None,
+                 *, separate: Any = None):
+        from earmark.audio.separate import resolve_separation
+
         self.feature: Feature = get_feature(feature)
         self.params = self.feature.resolve(params)
-        blob = json.dumps({"feature": self.feature.name, "params": self.params, "schema": SCHEMA_VERSION},
-                          sort_keys=True, default=str)
+        self.separate: dict[str, Any] | None = resolve_separation(separate)
+        key: dict[str, Any] = {"feature": self.feature.name, "params": self.params, "schema": SCHEMA_VERSION}
+        if self.separate is not None:
+            key["separate"] = self.separate
+        blob = json.dumps(key, sort_keys=True, default=str)
         self.dir = Path(root) / f"{self.feature.name}-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"
         self.dir.mkdir(parents=True, exist_ok=True)
         if not (self.dir / "params.json").exists():

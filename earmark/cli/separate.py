@@ -1,0 +1,50 @@
+"""``earmark separate``: split audio files into vocals and accompaniment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from earmark.cli.app import app, parse_assignments
+
+
+@app.command("separate")
+def separate_command(
+    inputs: list[Path] = typer.Argument(..., help="Audio files and folders (searched recursively)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: NAME.vocals.wav and NAME.accompaniment.wav per input."),
+    method: str = typer.Option("repet", "--method", "-m", help="repet (built in, no weights), demucs or spleeter (`pip install demucs` / `spleeter`)."),
+    param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="Method parameter KEY=VALUE (repeatable), e.g. -p margin_v=2 -p hpss=before."),
+    sr: Optional[int] = typer.Option(None, "--sr", help="Separate and write at this rate (Hz); default: each file's own rate."),
+    float32: bool = typer.Option(False, "--float32", help="Write 32-bit float WAV instead of 16-bit PCM."),
+    jobs: int = typer.Option(0, "--jobs", "-j", help="Worker processes; 0 = all cores, 1 = in this process."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Separate the vocals of every INPUT into OUT/NAME.vocals.wav and OUT/NAME.accompaniment.wav.
+
+    NAME is a file's name without extension, or its path relative to a folder given as input. Audio
+    is downmixed to mono; vocals + accompaniment = the mono mixture (repet). Files are written
+    atomically. Files that cannot be decoded or separated are listed and skipped; the exit status is
+    1 when any failed, 0 otherwise.
+    """
+    from rich.console import Console
+
+    from earmark.audio.separate import separate_files
+
+    console = Console()
+    report = separate_files(inputs, out, method=method, params=parse_assignments(param, "--param"), sr=sr,
+                            subtype="FLOAT" if float32 else "PCM_16", jobs=jobs, progress=progress)
+    console.print(
+        f"separate ({method}): {report.n_files} files, {len(report.outputs)} separated, "
+        f"{len(report.failures)} failed in {report.seconds:.1f} s"
+        + (f" ({report.realtime_factor:,.1f}x real time)" if report.outputs else "")
+    )
+    console.print(f"output: {out}", highlight=False)
+    if report.failures:
+        console.print(f"[bold red]{len(report.failures)} file(s) failed[/]:")
+        for path, reason in report.failures[:20]:
+            console.print(f"  {path}: {reason}", highlight=False, soft_wrap=True)
+        if len(report.failures) > 20:
+            console.print(f"  ... and {len(report.failures) - 20} more")
+        raise typer.Exit(1)
