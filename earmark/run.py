@@ -8,11 +8,16 @@
                          metadata: labels, feature, best parameters, cross-validation scores, training size
       net/               or a network: net.json (architecture, classes, options, history) + weights;
                          for an ensemble, ensemble.json listing members/<i>/net/ (each with its history)
-      history.csv        networks: loss and accuracy per epoch (checkpoint.pt, best.pt beside it)
+      history.csv        networks: loss, accuracy (train and validation) and learning rate per epoch;
+                         checkpoint.pt, best.pt and epoch1.pt (the weights after epoch 1) beside it
+                         (an ensemble's members keep theirs in members/<i>/)
       cv_results.csv     one row per grid-search combination
       metrics.json       evaluation on the test split (``earmark evaluate`` rewrites it)
+      predictions-<split>.csv   one row per evaluated clip: id, path (absolute), label, predicted,
+                         [offset, duration,] then p:<label> per class (the model's probabilities)
       confusion.png      confusion matrix, counts and row-normalised
-      failures.csv       clips whose audio could not be used, and why
+      failures.csv       clips whose audio could not be used, and why (failures-<split>.csv: evaluation)
+      report.html        self-contained HTML report (``earmark report RUN`` rewrites it)
 """
 
 from __future__ import annotations

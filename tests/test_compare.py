@@ -119,3 +119,48 @@ def test_cli_compare_missing_metrics_exits_1(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "raw")]) == 1
     err = capsys.readouterr().err
     assert "metrics.json" in err and "earmark evaluate" in err
+
+
+def test_cli_compare_to_a_folder_writes_page_tables_and_chart(runs, tmp_path, capsys):
+    out = tmp_path / "comparison"
+    assert main(["compare", *map(str, runs), "--out", str(out)]) == 0
+    assert "index.html" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["accuracy.png", "index.html", "table.csv", "table.md"]
+    assert (out / "table.md").read_text() == to_markdown(compare_runs(runs))
+    assert list(pd.read_csv(out / "table.csv")["run"]) == ["cnn_run", "picked_run", "search_run", "svm_run"]
+    assert (out / "accuracy.png").read_bytes().startswith(b"\x89PNG")
+    html = (out / "index.html").read_text()
+    assert html.count('src="data:image/png;base64,') == 1 and "http" not in html
+    rows = [html.index(f">{name}<") for name in ("cnn_run", "picked_run", "search_run", "svm_run")]
+    assert rows == sorted(rows)  # best accuracy first
+    assert "2,700,000" in html and "svm/rf/knn" in html and "0.9000" in html
+
+
+def test_compare_page_links_each_run_report(runs, tmp_path):
+    from earmark.evaluate import write_comparison, write_report
+
+    report = write_report(runs[1])  # a run folder holding only metrics.json and config.yaml
+    assert "not available: the model cannot be loaded" in report.read_text()
+    page = write_comparison(runs, tmp_path / "out")
+    assert page == tmp_path / "out" / "index.html"
+    html = page.read_text()
+    assert '<a href="../cnn_run/report.html">cnn_run</a>' in html and 'href="../svm_run' not in html
+
+
+def test_cli_compare_refuses_a_csv_out(runs, tmp_path, capsys):
+    assert main(["compare", *map(str, runs), "--out", str(tmp_path / "table.csv")]) == 2
+    assert "Markdown path" in capsys.readouterr().err
+
+
+@pytest.mark.browser
+def test_compare_page_renders_in_chromium(runs, tmp_path):
+    from browser import open_page
+
+    from earmark.evaluate import write_comparison
+
+    page_path = write_comparison(runs, tmp_path / "cmp")
+    with open_page(page_path.resolve().as_uri()) as p:
+        p.screenshot("compare")
+        assert p.console_errors == [] and p.failed_requests == []
+        assert p.page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")[0] > 100
+        assert p.page.locator("table tbody tr").count() == 4

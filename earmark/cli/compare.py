@@ -13,7 +13,9 @@ from earmark.cli.app import app
 @app.command("compare")
 def compare_command(
     runs: list[Path] = typer.Argument(..., help="Run folders (each with metrics.json from `earmark evaluate` and config.yaml)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the table as Markdown here (e.g. table.md), and as CSV beside it (table.csv)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help=(
+        "A path ending in .md: the table as Markdown there and as CSV beside it. Any other path: a folder "
+        "receiving index.html (self-contained page with the table and a bar chart), table.md, table.csv and accuracy.png.")),
 ) -> None:
     """Compare evaluated runs: model, features, accuracy, top-3, macro F1, ms/clip and parameters.
 
@@ -23,24 +25,24 @@ def compare_command(
     from rich.console import Console
 
     from earmark.errors import ConfigError
-    from earmark.evaluate.compare import compare_runs, to_markdown
-    from earmark.fsutil import atomic_path, atomic_write_text
+    from earmark.evaluate.compare import compare_runs, write_comparison, write_table
 
-    csv_path = None
-    if out is not None:
-        csv_path = out.with_suffix(".csv")
-        if csv_path == out:
-            raise ConfigError(f"--out: expected a Markdown path such as table.md (the CSV goes beside it), got {out}")
-
+    if out is not None and out.suffix.lower() == ".csv":
+        raise ConfigError(f"--out: expected a Markdown path such as table.md (the CSV goes beside it) or a folder, got {out}")
+    if out is not None and out.suffix.lower() != ".md" and out.is_file():
+        raise ConfigError(f"--out: {out} is a file; give a table.md path or a folder for index.html")
     df = compare_runs(runs)
     console = Console()
     console.print(rich_table(df, f"{len(df)} run(s), best accuracy first"))
 
-    if out is not None:
-        atomic_write_text(out, to_markdown(df))
-        with atomic_path(csv_path) as tmp:
-            df.to_csv(tmp, index=False)
-        console.print(f"wrote {out} and {csv_path}", highlight=False)
+    if out is None:
+        return
+    if out.suffix.lower() == ".md":
+        md, csv_path = write_table(df, out)
+        console.print(f"wrote {md} and {csv_path}", highlight=False)
+    else:
+        page = write_comparison(runs, out)
+        console.print(f"wrote {page} (open it in a browser), table.md, table.csv and accuracy.png", highlight=False)
 
 
 def rich_table(df, title: str):

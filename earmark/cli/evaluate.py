@@ -38,3 +38,8 @@ def evaluate_command(
     if m.get("n_failed"):
         console.print(f"[yellow]{m['n_failed']} clip(s) could not be decoded[/] (see failures-{split}.csv)")
     console.print(f"wrote {out or run / 'metrics.json'}", highlight=False)
+    if out is None:  # RUN/metrics.json changed: refresh RUN/report.html, which is drawn from it
+        from earmark.evaluate.report import refresh_report
+
+        if refresh_report(run) is not None:
+            console.print(f"wrote {run / 'report.html'}", highlight=False)

@@ -1,4 +1,4 @@
-"""Evaluation: metrics in the ``metrics.json`` shape, confusion-matrix plots, and tables comparing runs.
+"""Evaluation: metrics in the ``metrics.json`` shape, plots, the HTML run report, and pages comparing runs.
 
 Names are imported on first use, so ``from earmark.evaluate import compute_metrics`` does not load
 matplotlib or pandas.
@@ -18,14 +18,23 @@ _EXPORTS = {
     "plot_confusion_pair": "earmark.evaluate.plots",
     "compare_runs": "earmark.evaluate.compare",
     "to_markdown": "earmark.evaluate.compare",
+    "write_comparison": "earmark.evaluate.compare",
+    "write_predictions": "earmark.evaluate.evaluate",
+    "write_report": "earmark.evaluate.report",
 }
 
-__all__ = sorted(_EXPORTS)
+# spelled out (not ``sorted(_EXPORTS)``) so that linters see the names imported under TYPE_CHECKING as used
+__all__ = [
+    "compare_runs", "compute_metrics", "misclassified", "plot_confusion", "plot_confusion_pair", "read_metrics",
+    "to_markdown", "write_comparison", "write_metrics", "write_predictions", "write_report",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from earmark.evaluate.compare import compare_runs, to_markdown
+    from earmark.evaluate.compare import compare_runs, to_markdown, write_comparison
+    from earmark.evaluate.evaluate import write_predictions
     from earmark.evaluate.metrics import compute_metrics, misclassified, read_metrics, write_metrics
     from earmark.evaluate.plots import plot_confusion, plot_confusion_pair
+    from earmark.evaluate.report import write_report
 
 
 def __getattr__(name: str) -> Any:

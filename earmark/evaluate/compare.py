@@ -1,4 +1,9 @@
-"""One table over several runs: which model and features scored best, at what speed and size."""
+"""One table over several runs: which model and features scored best, at what speed and size.
+
+``compare_runs`` reads the runs into a DataFrame; ``to_markdown`` formats it; ``write_comparison`` writes
+a folder with a self-contained ``index.html`` (table and bar chart), ``table.md``, ``table.csv`` and
+``accuracy.png``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import pandas as pd
 from earmark.errors import DataError
 from earmark.evaluate.metrics import read_metrics
 
-__all__ = ["COLUMNS", "compare_runs", "format_cell", "to_markdown"]
+__all__ = ["COLUMNS", "compare_runs", "format_cell", "to_markdown", "write_comparison", "write_table"]
 
 COLUMNS = ["run", "model", "features", "accuracy", "top-3", "macro F1", "ms/clip", "params"]
 
@@ -77,7 +82,7 @@ def _row(run: str | os.PathLike) -> dict[str, Any]:
     top_k = metrics.get("top_k_accuracy") or {}
     params = _number(metrics.get("params"))
     return {
-        "run": run_dir.resolve().name if run.is_file() else run.resolve().name,
+        "run": run_dir.resolve().name,
         "model": model,
         "features": _name(metrics.get("features")) or _section_name(config, "features"),
         "accuracy": _number(metrics.get("accuracy")),
@@ -161,3 +166,95 @@ def to_markdown(df: pd.DataFrame) -> str:
     for values in df.itertuples(index=False, name=None):
         lines.append("| " + " | ".join(cell(format_cell(c, v)) for c, v in zip(columns, values)) + " |")
     return "\n".join(lines) + "\n"
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike) -> tuple[Path, Path]:
+    """Write ``df`` as Markdown to ``path`` and as CSV beside it (same name, ``.csv``), each atomically.
+
+    Returns
+    -------
+    (Path, Path)
+        The Markdown and the CSV file.
+
+    Raises
+    ------
+    DataError
+        ``path`` ends in ``.csv`` (the CSV would overwrite the Markdown).
+    """
+    from earmark.fsutil import atomic_path, atomic_write_text
+
+    path = Path(path)
+    csv_path = path.with_suffix(".csv")
+    if csv_path == path:
+        raise DataError(f"{path}: expected a Markdown path such as table.md (the CSV goes beside it)")
+    atomic_write_text(path, to_markdown(df))
+    with atomic_path(csv_path) as tmp:
+        df.to_csv(tmp, index=False)
+    return path, csv_path
+
+
+_SCORES = ("accuracy", "top-3", "macro F1")
+
+
+def write_comparison(run_dirs: Iterable[str | os.PathLike], out_dir: str | os.PathLike) -> Path:
+    """A folder comparing runs: ``index.html``, ``table.md``, ``table.csv`` and ``accuracy.png``.
+
+    Parameters
+    ----------
+    run_dirs : iterable of path
+        As for :func:`compare_runs`.
+    out_dir : path
+        Created if missing; the four files in it are replaced (each written atomically).
+
+    Returns
+    -------
+    Path
+        ``out_dir/index.html``: one self-contained page (the bar chart embedded, no external files
+        needed) with the table of :func:`compare_runs`, best accuracy first, and a link to each run's
+        ``report.html`` where it has one.
+
+    Raises
+    ------
+    DataError
+        As :func:`compare_runs`.
+    """
+    from html import escape
+
+    from earmark.evaluate.plots import plot_comparison, save_figure
+    from earmark.evaluate.report import html_page, png_img
+    from earmark.fsutil import atomic_write_text
+
+    run_dirs = [Path(r) for r in run_dirs]
+    df = compare_runs(run_dirs)
+    if df.empty:
+        raise DataError("compare: no runs given")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_table(df, out_dir / "table.md")
+
+    chart = plot_comparison(list(df["run"]), {k: [None if pd.isna(v) else float(v) for v in df[k]] for k in _SCORES})
+    save_figure(chart, out_dir / "accuracy.png")
+    reports = {}
+    for r in run_dirs:
+        folder = r.parent if r.is_file() else r
+        if (folder / "report.html").is_file():
+            reports[folder.resolve().name] = os.path.relpath(folder.resolve() / "report.html", out_dir.resolve())
+    numeric = {c for c in df.columns if c not in ("run", "model", "features")}
+    head = "".join(f'<th{" class=num" if c in numeric else ""}>{escape(str(c))}</th>' for c in df.columns)
+    rows = []
+    for values in df.itertuples(index=False, name=None):
+        cells = []
+        for c, v in zip(df.columns, values):
+            text = escape(format_cell(c, v))
+            if c == "run" and v in reports:
+                text = f'<a href="{escape(reports[v])}">{text}</a>'
+            cells.append(f'<td{" class=num" if c in numeric else ""}>{text}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    note = ('<p class="note">Best accuracy first; top-3 and macro F1 on the same evaluation split; ms/clip is the '
+            'median end-to-end time of one clip (decode, features, model) on the machine that evaluated it. '
+            'Also in table.md and table.csv beside this page.</p>')
+    sections = [("table", "Runs", note + table, True), ("chart", "Scores", png_img(chart, "scores of each run"), True)]
+    page = html_page(f"earmark comparison of {len(df)} run(s)", escape(f"best: {df.iloc[0]['run']}"), sections)
+    atomic_write_text(out_dir / "index.html", page)
+    return out_dir / "index.html"

@@ -1,21 +1,28 @@
-"""Evaluate a trained run on one split of a manifest: metrics.json, confusion matrices, failures."""
+"""Evaluate a trained run on one split of a manifest: metrics.json, predictions, confusion matrices, failures."""
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from earmark.data import Manifest
 from earmark.evaluate.metrics import compute_metrics, write_metrics
 from earmark.evaluate.plots import plot_confusion_pair
+from earmark.fsutil import atomic_path
 from earmark.run import Run
+
+#: Prefix of the probability columns of ``predictions-<split>.csv`` (``p:bass``, ``p:brass``, ...).
+PROBA_PREFIX = "p:"
 
 
 def evaluate(run_dir: str | os.PathLike, manifest: str | os.PathLike, *, split: str = "test",
              out: str | os.PathLike | None = None, progress: bool = False) -> dict:
-    """Score the run's model on ``manifest``'s ``split``; write ``metrics.json`` and ``confusion.png``.
+    """Score the run's model on ``manifest``'s ``split``; write ``metrics.json``, ``confusion.png`` and
+    ``predictions-<split>.csv`` (see :func:`write_predictions`), all beside ``out``.
 
     Clips that fail to decode are left out and counted (``n_failed``); labels the model never saw
     count as errors and are listed (``unseen_labels``). ``inference_ms_per_clip`` is the median
@@ -45,6 +52,45 @@ def evaluate(run_dir: str | os.PathLike, manifest: str | os.PathLike, *, split: 
     out = Path(out) if out else Path(run_dir) / "metrics.json"
     write_metrics(metrics, out)
     plot_confusion_pair(metrics["confusion_matrix"], metrics["labels"], out.with_name("confusion.png"))
+    write_predictions(out.with_name(f"predictions-{split}.csv"), Manifest(m.df[ok].reset_index(drop=True), m.root),
+                      proba, run.labels)
     if failures:
         write_failures(out.with_name(f"failures-{split}.csv"), failures)
     return metrics
+
+
+def write_predictions(path: str | os.PathLike, manifest: Manifest, proba: np.ndarray, labels: Sequence[str]) -> Path:
+    """Write one row per evaluated clip, atomically: what the report needs without recomputing.
+
+    Parameters
+    ----------
+    path : path
+        The CSV to write (``RUN/predictions-<split>.csv``).
+    manifest : Manifest, n_clips rows
+        The evaluated clips, aligned with ``proba``.
+    proba : array, shape (n_clips, n_classes)
+        Class probabilities, columns in ``labels`` order.
+    labels : sequence of str, shape (n_classes,)
+        The model's classes.
+
+    Returns
+    -------
+    Path
+        ``path``. Columns: ``id, path`` (absolute), ``label`` (true), ``predicted``, then ``offset`` and
+        ``duration`` when the manifest has them (the excerpt of the file, in seconds), then one
+        probability per class, ``p:<label>``, to 6 significant digits.
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    labels = [str(label) for label in labels]
+    predicted = np.asarray(labels, dtype=object)[proba.argmax(axis=1)]
+    extra = [c for c in ("offset", "duration") if c in manifest.df.columns]
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "path", "label", "predicted", *extra, *(PROBA_PREFIX + label for label in labels)])
+        columns = [manifest.ids, manifest.paths(), manifest.labels, predicted,
+                   *(manifest.df[c].to_numpy(dtype=object) for c in extra)]
+        for row, p in zip(zip(*columns), proba):
+            w.writerow([*("" if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in row),
+                        *(f"{x:.6g}" for x in p)])
+    return path

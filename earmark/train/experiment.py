@@ -32,7 +32,8 @@ def is_network(cfg: ExperimentConfig) -> bool:
 
 
 def clip_features(cfg: ExperimentConfig, manifest: Manifest, *, progress: bool = False) -> tuple[list[np.ndarray], np.ndarray, list[Failure]]:
-    """Per-clip feature arrays of a manifest (memory-mapped), extracted into (or read from) the store.
+    """Per-clip feature arrays of a manifest (memory-mapped), extracted into (or read from) the store
+    (of the clips' ``audio.separate`` stem when the config separates vocals).
 
     Returns
     -------
@@ -43,8 +44,9 @@ def clip_features(cfg: ExperimentConfig, manifest: Manifest, *, progress: bool =
     failures : list of Failure
     """
     f = cfg.features
-    report = extract(manifest, f.name, f.store, params=f.params, jobs=f.jobs, progress=progress)
-    with FeatureStore(f.store, f.name, f.params) as store:
+    sep = cfg.audio.separate
+    report = extract(manifest, f.name, f.store, params=f.params, jobs=f.jobs, progress=progress, separate=sep)
+    with FeatureStore(f.store, f.name, f.params, separate=sep) as store:
         table = store.load(manifest)
     return [a for a in table.arrays if a is not None], table.present(), report.failures
 
@@ -59,7 +61,8 @@ def write_failures(path: str | os.PathLike, failures: list[Failure]) -> None:
 def train(cfg: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = False) -> Path:
     """Fit the config's model on its train split and save the run; evaluate on the test split if present.
 
-    Every configuration error is raised before features are extracted. Returns the run folder.
+    Every configuration error is raised before features are extracted. Returns the run folder, which
+    ends with ``report.html`` (:func:`earmark.evaluate.report.write_report`).
     Clips whose audio fails are reported in ``failures.csv`` and left out. ``resume`` continues a
     network's interrupted training from ``out/checkpoint.pt`` (features are cached anyway).
     """
@@ -93,6 +96,9 @@ def train(cfg: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False
         from earmark.evaluate.evaluate import evaluate
 
         evaluate(out, cfg.data.manifest, split=cfg.data.test_split, progress=progress)
+    from earmark.evaluate.report import refresh_report
+
+    refresh_report(out)  # a problem with the report is a warning, never the loss of a trained run
     return out
 
 
