@@ -59,8 +59,10 @@ def latency(n: int = 50) -> dict:
     return {"latency_ms_median": round(times[n // 2], 2), "latency_ms_p90": round(times[int(n * 0.9)], 2)}
 
 
-def train_clips_per_second(run: Path, manifest: Path, cfg) -> float | None:
-    """Training examples per second over the epochs of ``history.csv`` (the first member's, for ensembles)."""
+def training_speed(run: Path, manifest: Path, cfg) -> dict:
+    """From ``history.csv`` (the first member's, for ensembles): training examples per second, and the
+    share of each epoch spent in the input pipeline (waiting for the loader + augmenting) against the
+    steps themselves -- the loader must not be the bottleneck."""
     import pandas as pd
 
     from earmark.data import Manifest
@@ -69,10 +71,15 @@ def train_clips_per_second(run: Path, manifest: Path, cfg) -> float | None:
     if not history.exists():
         history = run / "members" / "0" / "history.csv"
     if not history.exists():
-        return None
-    seconds = pd.read_csv(history)["seconds"].sum()
+        return {}
+    h = pd.read_csv(history)
     n = len(Manifest.read(manifest).select(split=cfg.data.train_split)) * (1 - cfg.train.val_fraction)
-    return round(len(pd.read_csv(history)) * n / seconds, 1)
+    out = {"train_clips_per_s": round(len(h) * n / h["seconds"].sum(), 1)}
+    if "load_seconds" in h:
+        out["loader_s_per_epoch"] = round(float(h["load_seconds"].mean()), 2)
+        out["epoch_s"] = round(float(h["seconds"].mean()), 2)
+        out["loader_share"] = round(float(h["load_seconds"].sum() / h["seconds"].sum()), 3)
+    return out
 
 
 def main() -> None:
@@ -109,12 +116,11 @@ def main() -> None:
             run = train(cfg, args.work / "runs" / f"{task}-{model}-x{args.members}")
             seconds = time.perf_counter() - t0
             m = json.loads((run / "metrics.json").read_text())
-            throughput = train_clips_per_second(run, manifest, cfg)
             rows.append({"task": task, "what": what, "model": model, "members": args.members,
                          "accuracy": m["accuracy"], "top3": m["top_k_accuracy"].get("3"), "macro_f1": m["macro_f1"],
                          "member_accuracy": [x["accuracy"] for x in m.get("members", [])],
                          "epochs": args.epochs, "train_s": round(seconds, 1), "n_test": m["n"],
-                         "train_clips_per_s": throughput, "ms_per_clip": m["inference_ms_per_clip"],
+                         **training_speed(run, manifest, cfg), "ms_per_clip": m["inference_ms_per_clip"],
                          "params": m["params"]})
             print(json.dumps(rows[-1]), flush=True)
     if args.out:

@@ -32,7 +32,8 @@ IMAGE_NETS = [n for n in SIZES if n not in ("cnn1d", "linear", "ffnn")]
 
 
 def test_every_registered_network_is_covered():
-    assert set(NETWORKS.names()) == set(SIZES)
+    # `pretrained` needs a backbone's weights file by default: tests/test_finetune.py covers it
+    assert set(NETWORKS.names()) - {"pretrained"} == set(SIZES)
 
 
 @pytest.mark.parametrize("name", sorted(SIZES))

@@ -73,7 +73,7 @@ def fit(tmp, *, resume=False, model_seed=0, augment=noise, mix=mixup, **opts):
 
 
 def metrics(history: History):
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in history.rows]
+    return [{k: v for k, v in row.items() if k not in ("seconds", "load_seconds")} for row in history.rows]
 
 
 def assert_same_weights(a: nn.Module, b: nn.Module):
@@ -157,9 +157,10 @@ def test_same_seed_same_metrics_and_files(tmp_path):
     assert metrics(h3) != metrics(h1)
     with open(tmp_path / "a" / "history.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+    assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "load_seconds"]
+    assert all(0 <= float(r["load_seconds"]) <= float(r["seconds"]) for r in rows)
     assert [float(r["val_loss"]) for r in rows] == h1["val_loss"]
-    assert {p.name for p in (tmp_path / "a").iterdir()} == {"history.csv", "checkpoint.pt", "best.pt"}
+    assert {p.name for p in (tmp_path / "a").iterdir()} == {"history.csv", "checkpoint.pt", "best.pt", "epoch1.pt"}
 
 
 def test_resume_extends_a_finished_run_exactly(tmp_path):

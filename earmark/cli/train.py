@@ -24,13 +24,14 @@ def train_command(
     models, with train.search.enabled (default) a grid search with stratified, group-aware k-fold
     cross-validation picks the model and parameters and the best is refitted on the whole train
     split. A network name in model.name (cnn_small, cnn4, cnn1d, linear, ffnn, resnet18/34/50,
-    resnet_compact) trains that network on the frame features instead (history.csv and a
+    resnet_compact, pretrained) trains that network on the frame features instead (history.csv and a
     checkpoint every epoch). The model is saved and evaluated on the test split when the
-    manifest has one.
+    manifest has one, and report.html is written (see `earmark report`).
 
     \b
     Config keys (every one has a default except data.manifest):
       data.manifest, data.train_split (train), data.test_split (test)
+      audio.separate (null | {method: repet|demucs|spleeter, params, stem: vocals|accompaniment})
       features.name (stats518), features.params ({}), features.pool (mean, std), features.store, features.jobs (0)
       model.name (svm_rbf, or a list of candidates), model.params, model.scaler (standard|robust|null),
         model.select_k (null|k), model.pca (null|0.90|0.95|0.99|n)
@@ -38,7 +39,8 @@ def train_command(
         train.search.folds (5), train.search.scoring (accuracy), train.search.jobs (1)
       eval.top_k (1, 3), eval.window / eval.hop (seconds, for predict), eval.aggregate (mean|vote)
     Networks only: features.frames (crop/pad length), train.epochs (20), train.batch_size (32),
-      train.optimizer (adamw|adam|sgd), train.lr (3e-4), train.weight_decay (1e-5),
+      train.optimizer (adamw|adam|sgd), train.lr (3e-4), train.backbone_lr (fine-tuning `pretrained`:
+      the backbone's own rate; default lr), train.weight_decay (1e-5),
       train.schedule (cosine_restarts|cosine|plateau|onecycle|null), train.schedule_params,
       train.label_smoothing (0), train.early_stopping_patience, train.grad_clip, train.amp (true),
       train.balanced_sampling (false), train.augment (list of steps), train.mixup_alpha,
@@ -75,4 +77,5 @@ def _print_run(console, run: Path) -> None:
         top = ", ".join(f"top-{k} {v:.3f}" for k, v in m["top_k_accuracy"].items())
         console.print(f"{m['split']}: accuracy {m['accuracy']:.3f} ({top}), macro F1 {m['macro_f1']:.3f} on {m['n']} clips",
                       highlight=False)
-    console.print(f"run: {run} ({MODEL_FILE}, metrics.json, confusion.png)", highlight=False)
+    report = " -- open report.html" if (run / "report.html").exists() else ""
+    console.print(f"run: {run} ({MODEL_FILE}, metrics.json, confusion.png){report}", highlight=False)

@@ -364,7 +364,7 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         def pick(idx: np.ndarray) -> list[Any]:
             return [items[i] for i in idx]  # views, nothing is read
         train_set = FeatureDataset(pick(train_idx), y_int[train_idx], frames=frames, crop="random", seed=seed)
-        if self.standardize:
+        if self.standardize and getattr(net, "standardize_inputs", True):  # `pretrained` takes raw waveforms
             center = FeatureDataset(pick(train_idx), y_int[train_idx], frames=frames, crop="center", seed=seed)
             net = Standardized(net, *_input_statistics(center, self.network))
         val_set = None if val_idx is None else FeatureDataset(pick(val_idx), y_int[val_idx], frames=frames,
@@ -562,10 +562,12 @@ def load_net(path_dir: str | os.PathLike) -> NetClassifier:
         classes = np.asarray(meta["classes"], dtype=object if meta["classes_dtype"] == "O" else None)
         input_shape = tuple(int(s) for s in meta["input_shape"])
         est = NetClassifier(**params)
-        net = create_network(meta["network"], n_classes=len(classes), seed=params.get("seed"),
-                             **dict(meta["network_params"]))
+        network_params = dict(meta["network_params"])
+        if "weights" in network_params:  # initial weights of a pretrained backbone: the run has its own
+            network_params["weights"] = "random"
+        net = create_network(meta["network"], n_classes=len(classes), seed=params.get("seed"), **network_params)
         check_input(net, input_shape)  # sizes lazy layers
-        if params.get("standardize", False):  # buffers are filled by load_state_dict
+        if params.get("standardize", False) and getattr(net, "standardize_inputs", True):  # filled by load_state_dict
             width = () if meta["network"] == "cnn1d" else (input_shape[-1],)
             net = Standardized(net, np.zeros(width, np.float32), np.ones(width, np.float32))
         options = TrainerOptions.from_dict(meta["trainer_options"])

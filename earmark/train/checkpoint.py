@@ -28,7 +28,7 @@ import torch
 from earmark.errors import DataError
 from earmark.fsutil import atomic_path, atomic_write_text
 
-COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
+COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "load_seconds")
 
 
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
@@ -162,7 +162,9 @@ class History:
     """Per-epoch metrics of a run: one row per epoch with the :data:`COLUMNS`.
 
     ``val_loss`` / ``val_acc`` are None without a validation set; ``lr`` is the learning rate of
-    the epoch's last optimizer step; ``seconds`` the epoch's wall time (train + validation).
+    the epoch's last optimizer step; ``seconds`` the epoch's wall time (train + validation);
+    ``load_seconds`` the part of the training pass spent waiting for the data loader and augmenting
+    batches (the input pipeline, against the steps proper).
     ``history["val_loss"]`` gives a column as a list.
     """
 
@@ -177,12 +179,12 @@ class History:
     def __getitem__(self, column: str) -> list[Any]:
         if column not in COLUMNS:
             raise KeyError(f"history has no column {column!r}; columns: {', '.join(COLUMNS)}")
-        return [row[column] for row in self.rows]
+        return [row.get(column) for row in self.rows]
 
     def to_csv(self, path: str | os.PathLike) -> None:
         """Write ``history.csv`` atomically (empty cells for missing validation metrics)."""
         lines = [",".join(COLUMNS)]
-        lines += [",".join("" if row[c] is None else repr(row[c]) for c in COLUMNS) for row in self.rows]
+        lines += [",".join("" if row.get(c) is None else repr(row[c]) for c in COLUMNS) for row in self.rows]
         atomic_write_text(path, "\n".join(lines) + "\n")
 
     def to_state(self) -> dict[str, Any]:

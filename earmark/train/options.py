@@ -37,6 +37,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "batch_size": (lambda v: _int(v) and v >= 1, "must be an integer >= 1"),
     "optimizer": (lambda v: isinstance(v, str), "must be an optimizer name"),
     "lr": (lambda v: _real(v) and v > 0, "must be > 0"),
+    "backbone_lr": (lambda v: v is None or (_real(v) and v > 0), "must be > 0 or None"),
     "weight_decay": (lambda v: _real(v) and v >= 0, "must be >= 0"),
     "schedule_params": (lambda v: isinstance(v, dict), "must be a mapping"),
     "label_smoothing": (lambda v: _real(v) and 0 <= v < 1, "must be in [0, 1)"),
@@ -61,6 +62,10 @@ class TrainerOptions:
     optimizer : {"adamw", "adam", "sgd"}, default "adamw"
         SGD uses Nesterov momentum 0.9.
     lr : float, default 3e-4
+    backbone_lr : float or None, default None
+        Learning rate of a pretrained backbone's parameters (those under a module named
+        ``backbone``, as in the ``pretrained`` network) when fine-tuning it with a new head;
+        None: the same as ``lr``. Schedules scale both alike.
     weight_decay : float, default 1e-5
     schedule : {"cosine_restarts", "cosine", "plateau", "onecycle"} or None, default "cosine_restarts"
         See :mod:`earmark.train.schedules`; ``plateau`` watches the validation loss (the training
@@ -90,6 +95,7 @@ class TrainerOptions:
     batch_size: int = 32
     optimizer: str = "adamw"
     lr: float = 3e-4
+    backbone_lr: float | None = None
     weight_decay: float = 1e-5
     schedule: str | None = "cosine_restarts"
     schedule_params: dict[str, Any] = field(default_factory=dict)

@@ -2,7 +2,8 @@
 
 Every epoch it writes ``history.csv`` and ``checkpoint.pt`` (model, optimizer, scheduler, grad
 scaler, early-stopping state, history and every RNG state) atomically into ``out_dir``, plus
-``best.pt`` (the model's ``state_dict``) when the validation loss improves. ``fit(resume=True)``
+``best.pt`` (the model's ``state_dict``) when the validation loss improves and ``epoch1.pt`` (the
+``state_dict`` after the first epoch, for the report's epoch-1 embeddings). ``fit(resume=True)``
 continues from ``checkpoint.pt`` and, on CPU, ends with exactly the weights and history of an
 unbroken run; a kill loses at most the epoch in progress.
 
@@ -22,6 +23,7 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,6 +50,18 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
+def _parameter_groups(model: nn.Module, opts: TrainerOptions) -> list[dict[str, Any]]:
+    """The trainable parameters; with ``backbone_lr``, those under a ``backbone`` module form a second
+    group with that learning rate (the head's group, at ``lr``, stays first: it is the one logged)."""
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    in_backbone = ["backbone" in name.split(".")[:-1] for name, _ in named]
+    if opts.backbone_lr is None or not any(in_backbone):
+        return [{"params": [p for _, p in named]}]
+    head = [p for (_, p), b in zip(named, in_backbone) if not b]
+    body = [p for (_, p), b in zip(named, in_backbone) if b]
+    return [g for g in ({"params": head, "lr": opts.lr}, {"params": body, "lr": opts.backbone_lr}) if g["params"]]
+
+
 def _all_finite(model: nn.Module) -> bool:
     tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
     return not tensors or bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
@@ -63,7 +77,7 @@ class Trainer:
     options : TrainerOptions, optional
         Defaults to ``TrainerOptions()``.
     out_dir : path-like
-        Receives ``history.csv``, ``checkpoint.pt`` and ``best.pt``.
+        Receives ``history.csv``, ``checkpoint.pt``, ``best.pt`` and ``epoch1.pt``.
     mixup : callable, optional
         ``(x, y_onehot, generator) -> (x, y_soft)`` applied to each training batch (on the CPU,
         before the transfer to the device); the loss then takes the soft targets and the training
@@ -102,6 +116,10 @@ class Trainer:
     @property
     def best_path(self) -> Path:
         return self.out_dir / "best.pt"
+
+    @property
+    def epoch1_path(self) -> Path:
+        return self.out_dir / "epoch1.pt"
 
     @property
     def history_path(self) -> Path:
@@ -159,8 +177,8 @@ class Trainer:
         loader = DataLoader(train_set, sampler=sampler, generator=gens["loader"], **loader_kw)
         val_loader = None if val_set is None else DataLoader(val_set, generator=torch.Generator(), **loader_kw)
         steps = len(loader)
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = self.optimizer_ = make_optimizer(opts.optimizer, params, lr=opts.lr, weight_decay=opts.weight_decay)
+        optimizer = self.optimizer_ = make_optimizer(opts.optimizer, _parameter_groups(model, opts), lr=opts.lr,
+                                                     weight_decay=opts.weight_decay)
         scheduler = self.scheduler_ = make_scheduler(opts.schedule, optimizer, epochs=opts.epochs,
                                                      steps_per_epoch=steps, **opts.schedule_params)
         use_amp = opts.amp and device.type == "cuda"
@@ -175,12 +193,13 @@ class Trainer:
             history, start, bad_epochs = self._resume(optimizer, scheduler, scaler, gens, steps)
         else:
             self.best_path.unlink(missing_ok=True)
+            self.epoch1_path.unlink(missing_ok=True)
         for epoch in range(start, opts.epochs):
             if history.stopped_early:
                 break
             t0 = time.perf_counter()
             with self._progress_bar(epoch, steps) as bar:
-                train_loss, train_acc = self._train_epoch(loader, epoch, optimizer, scheduler, scaler, autocast,
+                train_loss, train_acc, load_seconds = self._train_epoch(loader, epoch, optimizer, scheduler, scaler, autocast,
                                                           gens["augment"], n_classes, device, bar)
                 val_loss = val_acc = None
                 if val_loader is not None:
@@ -195,7 +214,7 @@ class Trainer:
                                 "train.lr or set train.grad_clip")
             history.rows.append({"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
                                  "val_loss": val_loss, "val_acc": val_acc, "lr": current_lr(optimizer),
-                                 "seconds": time.perf_counter() - t0})
+                                 "seconds": time.perf_counter() - t0, "load_seconds": load_seconds})
             if val_loss is not None:
                 if history.best_val_loss is None or val_loss < history.best_val_loss:
                     history.best_epoch, history.best_val_loss, bad_epochs = epoch + 1, val_loss, 0
@@ -204,6 +223,8 @@ class Trainer:
                     bad_epochs += 1
                     history.stopped_early = (opts.early_stopping_patience is not None
                                              and bad_epochs >= opts.early_stopping_patience)
+            if epoch == 0:  # before checkpoint.pt: a run resumed after epoch 1 always has it
+                save_checkpoint(self.epoch1_path, model.state_dict())
             save_checkpoint(self.checkpoint_path, {
                 "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "steps_per_epoch": steps,
                 "options": opts.to_dict(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -225,6 +246,7 @@ class Trainer:
         model, opts = self.model, self.options
         model.train()
         total_loss, correct, seen, steps = 0.0, 0.0, 0, len(loader)
+        load_seconds, t_wait = 0.0, time.perf_counter()
         for i, batch in enumerate(loader):
             x, y = split_batch(batch, what="train_set")
             if self.augment is not None:
@@ -233,6 +255,8 @@ class Trainer:
             if self.mixup is not None:
                 check_targets(y, n_classes, what="train_set")
                 x, target = self.mixup(x, F.one_hot(y, n_classes).float(), gen)
+            # input pipeline time: waiting for the loader plus augmentation, before the step proper
+            load_seconds += time.perf_counter() - t_wait
             x, target = x.to(device, non_blocking=True), target.to(device, non_blocking=True)
             with autocast():
                 logits = model(x)
@@ -258,7 +282,8 @@ class Trainer:
             correct += (logits.detach().argmax(-1) == hard).sum().item()
             seen += n
             bar(f"loss {total_loss / seen:.4f} acc {correct / seen:.3f}", advance=1)
-        return total_loss / seen, correct / seen
+            t_wait = time.perf_counter()
+        return total_loss / seen, correct / seen, load_seconds
 
     def _kept(self) -> str:
         if self._saved_epoch is None:

@@ -20,7 +20,8 @@ Contract of every network (an ``nn.Module``)
   last feature map, an adaptive pooling to a fixed size precedes the flatten (see each module).
 
 Registered factories ``NETWORKS.create(name, n_classes=..., in_channels=1, **params)``: ``cnn_small``,
-``cnn4``, ``cnn1d``, ``linear``, ``ffnn``, ``resnet18``, ``resnet34``, ``resnet50``, ``resnet_compact``.
+``cnn4``, ``cnn1d``, ``linear``, ``ffnn``, ``resnet18``, ``resnet34``, ``resnet50``, ``resnet_compact`` and
+``pretrained`` (a backbone of :mod:`earmark.models.pretrained` fine-tuned with a new head; waveform in).
 """
 
 from __future__ import annotations
@@ -286,6 +287,7 @@ from earmark.models.nets import (  # noqa: F401
     cnn_small,
     ffnn,
     linear,
+    pretrained,
     resnet,
     resnet_compact,
 )
