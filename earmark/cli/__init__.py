@@ -7,7 +7,10 @@ import sys
 import typer
 
 from earmark.cli.app import app
-from earmark.cli import compare, demo, evaluate, export, extract, features, predict, prepare, train  # noqa: F401  (register commands)
+from earmark.cli import compare, demo, evaluate, export, extract, features, predict, prepare, report, train  # noqa: F401  (register commands)
+from earmark.cli import plot, serve  # noqa: F401  (register `earmark plot` / `earmark serve`)
+from earmark.cli import weights  # noqa: F401  (register `earmark weights list` / `earmark weights fetch`)
+from earmark.cli import separate  # noqa: F401  (register `earmark separate`)
 
 
 def main(argv: list[str] | None = None) -> int:
