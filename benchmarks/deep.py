@@ -91,6 +91,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--members", type=int, default=1)
     ap.add_argument("--latency", action="store_true")
+    ap.add_argument("--separate", action="store_true", help="separate vocals first (audio.separate: repet)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -103,6 +104,7 @@ def main() -> None:
         manifest = make(args.bench, args.work)
         for model in args.models:
             raw = {"data": {"manifest": str(manifest), "test_split": test_split},
+                   "audio": {"separate": {"method": "repet"} if args.separate else None},
                    "features": {"name": "fbank", "params": {"normalize": True}, "frames": FRAMES[task],
                                 "store": str(args.work / "features")},
                    "model": {"name": model},
@@ -113,10 +115,11 @@ def main() -> None:
                              "val_fraction": 0.1, "ensemble": {"members": args.members}}}
             cfg = validate_config(raw)
             t0 = time.perf_counter()
-            run = train(cfg, args.work / "runs" / f"{task}-{model}-x{args.members}")
+            suffix = "-sep" if args.separate else ""
+            run = train(cfg, args.work / "runs" / f"{task}-{model}-x{args.members}{suffix}")
             seconds = time.perf_counter() - t0
             m = json.loads((run / "metrics.json").read_text())
-            rows.append({"task": task, "what": what, "model": model, "members": args.members,
+            rows.append({"task": task, "what": what, "model": model, "members": args.members, "separate": args.separate,
                          "accuracy": m["accuracy"], "top3": m["top_k_accuracy"].get("3"), "macro_f1": m["macro_f1"],
                          "member_accuracy": [x["accuracy"] for x in m.get("members", [])],
                          "epochs": args.epochs, "train_s": round(seconds, 1), "n_test": m["n"],

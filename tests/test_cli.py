@@ -96,6 +96,9 @@ def test_demo_runs_offline_and_reuses_its_work(tmp_path):
         assert metrics["n"] == 90 and metrics["accuracy"] > 0.6, (run, metrics["accuracy"])
     table = (out / "comparison.md").read_text()
     assert all(name in table for name in runs)
+    assert all((out / "runs" / run / "report.html").stat().st_size > 10_000 for run in runs)
+    page = (out / "comparison" / "index.html").read_text()
+    assert all(f"{run}/report.html" in page for run in runs)  # the page links each run's report
     data_files = sorted((out / "features").rglob("data.bin"))
     before = {p: p.stat().st_mtime_ns for p in data_files + sorted((out / "data").rglob("*.wav"))}
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

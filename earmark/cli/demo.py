@@ -25,7 +25,7 @@ def demo_command(
 ) -> None:
     """Run the whole pipeline on a synthetic 5-family instrument dataset (plucked, bowed, blown,
     struck, organ; 300 clips): generate -> manifest -> features -> three classical models with
-    grid search -> evaluation -> comparison table.
+    grid search -> evaluation (metrics.json, report.html per run) -> comparison table and page.
 
     Nothing is downloaded. Rerunning reuses the dataset and the cached features.
     """
@@ -36,7 +36,7 @@ def demo_command(
     from earmark.config import validate_config
     from earmark.data import Manifest
     from earmark.data.demo import make_demo_dataset
-    from earmark.evaluate.compare import compare_runs, to_markdown
+    from earmark.evaluate.compare import compare_runs, to_markdown, write_comparison
     from earmark.fsutil import atomic_write_text
     from earmark.train.experiment import train
 
@@ -59,7 +59,9 @@ def demo_command(
         runs.append(train(cfg, out / "runs" / name, progress=True))
     table = compare_runs(runs)
     atomic_write_text(out / "comparison.md", to_markdown(table))
+    page = write_comparison(runs, out / "comparison")
     console.print(rich_table(table, "3. comparison on the test split, best accuracy first"))
-    console.print(f"runs: {', '.join(str(r) for r in runs)}", highlight=False, soft_wrap=True)
-    console.print(f"comparison: {out / 'comparison.md'}; try `earmark predict {runs[1]} {out / 'data' / 'organ'} --out predictions.csv`",
-                  highlight=False, soft_wrap=True)
+    console.print(f"runs: {', '.join(str(r) for r in runs)} (each with report.html)", highlight=False, soft_wrap=True)
+    console.print(f"comparison: {out / 'comparison.md'} and the page {page}", highlight=False, soft_wrap=True)
+    console.print(f"next: `earmark predict {runs[1]} {out / 'data' / 'organ'} --out predictions.csv`, "
+                  f"or `earmark serve {runs[1]}` and open http://127.0.0.1:8000/", highlight=False, soft_wrap=True)
