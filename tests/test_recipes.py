@@ -43,8 +43,8 @@ def test_artist20_task1_recipe(tmp_path, capsys):
     assert all(name in cv for name in ("svm_rbf", "svm_linear", "svm_poly", "rf", "knn"))
 
 
-@pytest.mark.slow
-def test_fma_stats518_svm_recipe(tmp_path):
+def _fma_manifest(tmp_path: Path) -> Path:
+    """A tiny FMA tree (tracks.csv with its two-row header + fma_small mp3s) and its manifest."""
     src = tmp_path / "fma"
     (src / "fma_metadata").mkdir(parents=True)
     header = [("", "track"), ("set", "split"), ("set", "subset"), ("artist", "id"), ("track", "genre_top")]
@@ -67,9 +67,31 @@ def test_fma_stats518_svm_recipe(tmp_path):
         w.writerows(rows)
     manifest = tmp_path / "fma_small.csv"
     assert main(["prepare", "fma", str(src), "--out", str(manifest)]) == 0
+    return manifest
+
+
+@pytest.mark.slow
+def test_fma_stats518_svm_recipe(tmp_path):
+    manifest = _fma_manifest(tmp_path)
     run = tmp_path / "run"
     assert main(["train", str(RECIPES / "fma_stats518_svm.yaml"), "--out", str(run), "--no-progress",
                  "--set", f"data.manifest={manifest}", "--set", "train.search.folds=2"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["features"] == "stats518" and metrics["model"] == "svm_rbf" and metrics["n"] == 9
     assert metrics["accuracy"] > 0.5
+
+
+@pytest.mark.slow
+def test_fma_resnet50_pca_svm_recipe_on_random_weights(tmp_path):
+    """The transfer recipe end to end: embedding feature -> store -> PCA grid -> SVM (untrained backbone:
+    no official weights can be downloaded in tests)."""
+    manifest = _fma_manifest(tmp_path)
+    run = tmp_path / "run"
+    assert main(["train", str(RECIPES / "fma_resnet50_pca_svm.yaml"), "--out", str(run), "--no-progress",
+                 "--set", f"data.manifest={manifest}", "--set", "train.search.folds=2",
+                 "--set", "features.params.weights=random"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["features"] == "embedding:resnet50:avg_pool" and metrics["model"] == "svm_rbf"
+    assert metrics["n"] == 9
+    params = json.loads(next((manifest.parent / "features").glob("embedding:resnet50:avg_pool-*/params.json")).read_text())
+    assert "random" in json.dumps(params)  # the store records that the weights were random
