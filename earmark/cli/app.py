@@ -29,3 +29,14 @@ def parse_assignments(items: list[str] | None, what: str) -> dict[str, object]:
             raise ConfigError(f"{what}: expected KEY=VALUE, got {item!r}")
         out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
     return out
+
+
+def print_failures(console, failures: list[tuple[str, str]], what: str, *, listed_in: str | None = None,
+                   limit: int = 20) -> None:
+    """Name the first ``limit`` failed inputs ``(path, reason)`` and count the rest (extract, separate)."""
+    where = f" (all listed in {listed_in})" if listed_in else ""
+    console.print(f"[bold red]{len(failures)} {what}(s) failed[/]{where}:")
+    for path, reason in failures[:limit]:
+        console.print(f"  {path}: {reason}", highlight=False, soft_wrap=True)
+    if len(failures) > limit:
+        console.print(f"  ... and {len(failures) - limit} more")

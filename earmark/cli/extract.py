@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from earmark.cli.app import app, parse_assignments
+from earmark.cli.app import app, parse_assignments, print_failures
 
 
 @app.command("extract")
@@ -44,9 +44,6 @@ def extract_command(
     )
     console.print(f"store: {report.store_dir}", highlight=False)
     if report.failures:
-        console.print(f"[bold red]{len(report.failures)} clip(s) failed[/] (all listed in {report.store_dir}/failures.csv):")
-        for f in report.failures[:20]:
-            console.print(f"  {f.path}: {f.reason}", highlight=False, soft_wrap=True)
-        if len(report.failures) > 20:
-            console.print(f"  ... and {len(report.failures) - 20} more")
+        print_failures(console, [(f.path, f.reason) for f in report.failures], "clip",
+                       listed_in=f"{report.store_dir}/failures.csv")
         raise typer.Exit(1)

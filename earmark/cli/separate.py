@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from earmark.cli.app import app, parse_assignments
+from earmark.cli.app import app, parse_assignments, print_failures
 
 
 @app.command("separate")
@@ -42,9 +42,5 @@ def separate_command(
     )
     console.print(f"output: {out}", highlight=False)
     if report.failures:
-        console.print(f"[bold red]{len(report.failures)} file(s) failed[/]:")
-        for path, reason in report.failures[:20]:
-            console.print(f"  {path}: {reason}", highlight=False, soft_wrap=True)
-        if len(report.failures) > 20:
-            console.print(f"  ... and {len(report.failures) - 20} more")
+        print_failures(console, report.failures, "file")
         raise typer.Exit(1)
