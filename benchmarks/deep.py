@@ -73,7 +73,10 @@ def training_speed(run: Path, manifest: Path, cfg) -> dict:
     if not history.exists():
         return {}
     h = pd.read_csv(history)
-    n = len(Manifest.read(manifest).select(split=cfg.data.train_split)) * (1 - cfg.train.val_fraction)
+    net = history.parent / "net" / "net.json"
+    n = json.loads(net.read_text()).get("n_train") if net.exists() else None  # copies included
+    if n is None:
+        n = len(Manifest.read(manifest).select(split=cfg.data.train_split)) * (1 - cfg.train.val_fraction)
     out = {"train_clips_per_s": round(len(h) * n / h["seconds"].sum(), 1)}
     if "load_seconds" in h:
         out["loader_s_per_epoch"] = round(float(h["load_seconds"].mean()), 2)
@@ -92,6 +95,9 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=1)
     ap.add_argument("--latency", action="store_true")
     ap.add_argument("--separate", action="store_true", help="separate vocals first (audio.separate: repet)")
+    ap.add_argument("--copies", type=int, default=0, help="offline copies per training clip (train.copies.n)")
+    ap.add_argument("--pitch", type=float, default=7.0,
+                    help="copies: formant-keeping pitch shift drawn in [-PITCH, PITCH] semitones")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -112,14 +118,18 @@ def main() -> None:
                              "weight_decay": 1e-4, "schedule": "cosine", "label_smoothing": 0.1,
                              "augment": [{"name": "spec_augment", "freq_masks": 2, "freq_width": 6,
                                           "time_masks": 2, "time_width": 30}],
-                             "val_fraction": 0.1, "ensemble": {"members": args.members}}}
+                             "val_fraction": 0.1, "ensemble": {"members": args.members},
+                             "copies": {"n": args.copies, "augment": [
+                                 {"name": "pitch_shift", "semitones": [-args.pitch, args.pitch], "formants": "keep"}]
+                                 if args.copies else []}}}
             cfg = validate_config(raw)
             t0 = time.perf_counter()
-            suffix = "-sep" if args.separate else ""
+            suffix = ("-sep" if args.separate else "") + (f"-copies{args.copies}p{args.pitch:g}" if args.copies else "")
             run = train(cfg, args.work / "runs" / f"{task}-{model}-x{args.members}{suffix}")
             seconds = time.perf_counter() - t0
             m = json.loads((run / "metrics.json").read_text())
             rows.append({"task": task, "what": what, "model": model, "members": args.members, "separate": args.separate,
+                         "copies": args.copies, "pitch": args.pitch if args.copies else None,
                          "accuracy": m["accuracy"], "top3": m["top_k_accuracy"].get("3"), "macro_f1": m["macro_f1"],
                          "member_accuracy": [x["accuracy"] for x in m.get("members", [])],
                          "epochs": args.epochs, "train_s": round(seconds, 1), "n_test": m["n"],

@@ -129,6 +129,17 @@ class EnsembleConfig(_Section):
     jobs: int = Field(1, ge=0, description="Members trained at once through the executor (0 = all cores).")
 
 
+class CopiesConfig(_Section):
+    """Offline augmentation: ``n`` extra copies of every training clip, each augmented once when the
+    features are extracted and cached in the feature store (the settings are part of the store key).
+    Waveform steps (``pitch_shift``, ``time_stretch``, ``gain``, ``noise``, ``crop``) are applied to the
+    decoded audio before separation, spectrogram steps (``spec_augment``: the FMA study's k masked
+    copies) to the feature. Copies join the training data only: never validation, test or prediction."""
+
+    n: int = Field(0, ge=0, description="Extra augmented copies per training clip (0 = none).")
+    augment: list[Any] = Field(default_factory=list, description="Steps making each copy, e.g. [{name: pitch_shift, semitones: 7, formants: keep}].")
+
+
 def _trainer_default(name: str) -> Any:
     from earmark.train.options import TrainerOptions
 
@@ -146,6 +157,7 @@ class TrainConfig(_Section):
     seed: int = Field(0, description="Seed of every random choice (folds, models, training).")
     search: SearchConfig = Field(default_factory=SearchConfig)
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
+    copies: CopiesConfig = Field(default_factory=CopiesConfig)
     epochs: int = Field(default_factory=lambda: _trainer_default("epochs"))
     batch_size: int = Field(default_factory=lambda: _trainer_default("batch_size"))
     optimizer: str = Field(default_factory=lambda: _trainer_default("optimizer"))
@@ -237,6 +249,10 @@ def validate_config(raw: dict[str, Any], *, base: str | os.PathLike | None = Non
         from earmark.audio.separate import check_separation
 
         check_separation(cfg.audio.separate, key="audio.separate")  # method, parameters, backend installed
+    if cfg.train.copies.n or cfg.train.copies.augment:
+        from earmark.augment import offline_copies
+
+        offline_copies(cfg.train.copies.augment, cfg.train.copies.n, seed=cfg.train.seed)  # train.copies.augment[0]...
     if base is not None:
         base = Path(base)
         cfg.data.manifest = _absolute(cfg.data.manifest, base)

@@ -9,6 +9,8 @@ from conftest import music_like
 
 from earmark.augment import (
     AUGMENTATIONS,
+    copy_rng,
+    offline_copies,
     Augmentation,
     Compose,
     add_noise,
@@ -215,6 +217,76 @@ def test_pitch_shift_moves_a_pure_tone(semitones):
     assert out.shape == y.shape and out.dtype == np.float32
     got, bin_hz = _peak_hz(out, sr)
     assert abs(got - 440.0 * 2 ** (semitones / 12)) <= bin_hz
+
+
+def _resonances(f: np.ndarray) -> np.ndarray:
+    """The test vowel's spectral envelope: resonances at 600 and 1800 Hz over a small floor."""
+    return 1 / (1 + ((f - 600) / 250) ** 2) + 0.5 / (1 + ((f - 1800) / 300) ** 2) + 0.01
+
+
+def _vowel(f0: float, sr: int, seconds: float = 1.0) -> np.ndarray:
+    """Harmonics of ``f0`` up to 6 kHz shaped by :func:`_resonances`, plus a little breath noise."""
+    t = np.arange(int(sr * seconds)) / sr
+    f = f0 * np.arange(1, int(6000 / f0))
+    y = (np.sin(2 * np.pi * f[:, None] * t) * _resonances(f)[:, None]).sum(0)
+    y += 0.002 * np.random.default_rng(0).standard_normal(t.size)
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+def _partials_db(y: np.ndarray, sr: int, f0: float) -> tuple[np.ndarray, np.ndarray]:
+    """(frequencies, levels in dB) of the partials of ``f0`` under 4 kHz in the middle of ``y``."""
+    mid = y[len(y) // 4 : 3 * len(y) // 4]
+    spec = np.abs(np.fft.rfft(mid * np.hanning(mid.size)))
+    f = f0 * np.arange(1, int(4000 / f0))
+    bins = np.round(f * mid.size / sr).astype(int)
+    return f, 20 * np.log10(np.stack([spec[bins - 2], spec[bins - 1], spec[bins], spec[bins + 1], spec[bins + 2]]).max(0))
+
+
+def _misfit_db(levels: np.ndarray, envelope: np.ndarray) -> float:
+    """RMS distance (dB, overall level removed) between partial levels and an envelope."""
+    d = levels - 20 * np.log10(envelope)
+    return float(np.sqrt(np.mean((d - d.mean()) ** 2)))
+
+
+@pytest.mark.parametrize("f0,semitones", [(110.0, 5.0), (200.0, -5.0)])
+def test_pitch_shift_can_keep_the_formants(f0, semitones):
+    sr, r = 16000, 2 ** (semitones / 12)
+    y = _vowel(f0, sr)
+    moved = pitch_shift(y, semitones, rng=0, sr=sr)  # plain: the resonances move with the pitch
+    kept = pitch_shift(y, semitones, rng=0, sr=sr, formants="keep")
+    assert kept.shape == y.shape and kept.dtype == np.float32 and np.isfinite(kept).all()
+    f, moved_db = _partials_db(moved, sr, f0 * r)  # the new partials carry the energy: the pitch moved
+    _, kept_db = _partials_db(kept, sr, f0 * r)
+    assert _misfit_db(moved_db, _resonances(f / r)) < _misfit_db(moved_db, _resonances(f)) - 3  # formants moved
+    assert _misfit_db(kept_db, _resonances(f)) < _misfit_db(kept_db, _resonances(f / r)) - 2  # formants stayed
+    rows = pitch_shift(np.stack([y, y[::-1].copy()]), semitones, rng=0, sr=sr, formants="keep", per_item=False)
+    np.testing.assert_allclose(rows[0], kept, atol=1e-5)
+
+
+def test_pitch_shift_formants_option_is_checked():
+    y = _vowel(150.0, SR, 0.5)
+    np.testing.assert_array_equal(pitch_shift(y, 0.0, rng=0, sr=SR, formants="keep"), y)
+    with pytest.raises(ConfigError, match="formants"):
+        pitch_shift(y, 2.0, rng=0, sr=SR, formants="sideways")
+    with pytest.raises(ConfigError, match=r"train.augment\[0\].formants"):
+        compose([{"name": "pitch_shift", "semitones": 2, "formants": "up"}])
+
+
+def test_offline_copy_settings_and_generators():
+    copies = offline_copies([{"name": "pitch_shift", "semitones": 3, "formants": "keep"}, "spec_augment"], 2, seed=5)
+    assert [c["copy"] for c in copies] == [0, 1] and {c["seed"] for c in copies} == {5}
+    assert copies[0]["steps"][0] == {"name": "pitch_shift", "semitones": [3.0, 3.0], "formants": "keep"}
+    assert offline_copies([], 0, seed=0) == []
+    a, b = copy_rng(copies[0], "clip1"), copy_rng(copies[0], "clip1")
+    assert a.random() == b.random()
+    assert copy_rng(copies[0], "clip1").random() != copy_rng(copies[1], "clip1").random()
+    assert copy_rng(copies[0], "clip1").random() != copy_rng(copies[0], "clip2").random()
+    with pytest.raises(ConfigError, match=r"train.copies.augment: mixup"):
+        offline_copies([{"name": "mixup"}], 1, seed=0)
+    with pytest.raises(ConfigError, match=r"train.copies.augment: 2 copies need at least one"):
+        offline_copies([], 2, seed=0)
+    with pytest.raises(ConfigError, match=r"train.copies.augment\[0\].name"):
+        offline_copies([{"name": "pitch_shfit"}], 1, seed=0)
 
 
 # ---------------------------------------------------------------- SpecAugment

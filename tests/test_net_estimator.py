@@ -248,3 +248,30 @@ def test_inputs_are_standardised_inside_the_model_and_saved(tmp_path):
     np.testing.assert_array_equal(again.predict_proba(X), est.predict_proba(X))
     plain = NetClassifier("cnn_small", trainer={"epochs": 1, "batch_size": 8, "schedule": None}, standardize=False).fit(X, y)
     assert not isinstance(plain.model_, Standardized)
+
+
+def test_copies_train_with_their_originals_and_never_with_validation_clips():
+    X, y = spectrograms(30)
+    rng = np.random.default_rng(1)
+    copies = X + rng.normal(0, 0.1, X.shape).astype(np.float32)
+    source = np.arange(30)
+    clf = NetClassifier("cnn_small", trainer={**FAST, "epochs": 1}, seed=0, val_fraction=0.2)
+    clf.fit(X, y, copies=(list(copies), source))
+    assert clf.n_train_ == 24 + 24  # the 6 validation clips' copies are left out
+    plain = NetClassifier("cnn_small", trainer={**FAST, "epochs": 1}, seed=0, val_fraction=0.2).fit(X, y)
+    assert plain.n_train_ == 24
+    # the same validation clips, so the same input statistics come from the originals only
+    np.testing.assert_array_equal(clf.model_.mean.numpy(), plain.model_.mean.numpy())
+
+
+@pytest.mark.parametrize("copies,message", [
+    ((np.zeros((2, 40, 16), np.float32), np.array([0])), r"copies: 2 arrays but source indices of shape \(1,\)"),
+    ((np.zeros((1, 40, 16), np.float32), np.array([30])), r"copies: source indices must be integers in \[0, 30\)"),
+    ((np.zeros((1, 40, 8), np.float32), np.array([0])), r"copies\[0\]: shape \(40, 8\) does not match the clips' \(40, 16\)"),
+    ((np.full((1, 40, 16), np.nan, np.float32), np.array([0])), r"copies\[0\]: contains 640 NaN"),
+    ("x", "copies: expected"),
+])
+def test_bad_copies_are_refused_before_training(copies, message):
+    X, y = spectrograms(30)
+    with pytest.raises(DataError, match=message):
+        NetClassifier("cnn_small", trainer=FAST).fit(X, y, copies=copies)

@@ -330,3 +330,9 @@ def test_long_inputs_are_processed_in_blocks_with_the_same_result(monkeypatch):
     whole = separate(mix, SR, hpss="before")[0]
     monkeypatch.setattr(repet_module, "_GATHER_BUDGET", 5000)  # a few frames / bins per block
     np.testing.assert_allclose(separate(mix, SR, hpss="before")[0], whole, atol=1e-6)
+
+
+def test_resolve_separation_takes_a_method_name_and_refuses_other_types():
+    assert resolve_separation("repet") == resolve_separation({"method": "repet"})
+    with pytest.raises(ConfigError, match="separate: expected a method name or a mapping"):
+        resolve_separation(3)

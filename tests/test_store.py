@@ -225,3 +225,29 @@ def test_kill_9_then_rerun_keeps_finished_work_and_computes_only_the_rest(tmp_pa
     assert fresh.n_computed == 600
     with FeatureStore(store, "fbank") as a, FeatureStore(tmp_path / "fresh", "fbank") as b:
         np.testing.assert_array_equal(a.load(m).stack(), b.load(m).stack())
+
+
+def test_offline_copies_get_their_own_store_folder_and_are_reproducible(tmp_path):
+    from earmark.augment import offline_copies
+
+    m = Manifest.read(_dataset(tmp_path, 4, sr=16000, duration=1.0, channels=1))
+    first, second = offline_copies([{"name": "gain", "db": [-12, -6]}, {"name": "spec_augment", "mask_value": 0.0}],
+                                   2, seed=3)
+    plain = extract(m, "fbank", tmp_path / "store", jobs=1)
+    report = extract(m, "fbank", tmp_path / "store", jobs=2, augment=first)
+    assert report.ok and report.n_computed == 4 and report.store_dir != plain.store_dir
+    again = extract(m, "fbank", tmp_path / "other", jobs=1, augment=first, chunk_size=1)  # other chunking, 1 worker
+    with FeatureStore(tmp_path / "store", "fbank") as s0, FeatureStore(tmp_path / "store", "fbank", augment=first) as s1, \
+            FeatureStore(tmp_path / "other", "fbank", augment=first) as s1b:
+        originals, copies, copies_b = s0.load(m).arrays, s1.load(m).arrays, s1b.load(m).arrays
+        assert '"augment"' in (s1.dir / "params.json").read_text()
+        for x, c, cb in zip(originals, copies, copies_b):
+            np.testing.assert_array_equal(c, cb)  # the same copy whichever worker or chunk made it
+            assert c.shape == x.shape and not np.array_equal(c, x)
+            masked = c == 0.0
+            assert masked.all(axis=1).any() or masked.all(axis=0).any()  # spec_augment masked bands or frames
+            d = (x - c)[~masked]  # gain: -12..-6 dB lower everywhere (20 log10 of power -> 2 x 10 log10)
+            assert d.size and d.min() > 2 * 6 - 0.1 and d.max() < 2 * 12 + 0.1
+    assert again.n_computed == 4
+    assert extract(m, "fbank", tmp_path / "store", jobs=1, augment=first).n_cached == 4
+    assert extract(m, "fbank", tmp_path / "store", jobs=1, augment=second).n_computed == 4  # copy 2: new folder

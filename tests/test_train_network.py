@@ -78,6 +78,11 @@ def test_same_seed_same_network_metrics(tmp_path, demo):
         ({"train": {"lr": -1}}, "train.lr: must be > 0"),
         ({"model": {"params": {"dropuot": 0.1}}}, "dropuot"),
         ({"train": {"augment": [{"name": "spec_augmnt"}]}}, "train.augment[0].name: unknown augmentation"),
+        ({"train": {"copies": {"n": 2, "augment": [{"name": "mixup"}]}}}, "train.copies.augment: mixup mixes"),
+        ({"train": {"copies": {"n": 1, "augment": [{"name": "pitch_shift", "semitones": [-2, 2], "formants": "no"}]}}},
+         "train.copies.augment[0].formants: expected one of"),
+        ({"train": {"copies": {"n": 2}}}, "train.copies.augment: 2 copies need at least one augmentation step"),
+        ({"train": {"copies": {"n": -1}}}, "train.copies.n: Input should be greater than or equal to 0"),
     ],
 )
 def test_bad_network_configs_fail_before_extraction(tmp_path, demo, capsys, sections, message):
@@ -85,6 +90,34 @@ def test_bad_network_configs_fail_before_extraction(tmp_path, demo, capsys, sect
     assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "store").exists() and not (tmp_path / "run").exists()
+
+
+def test_offline_copies_join_the_training_data_of_networks_and_classical_models(tmp_path, demo):
+    copies = {"n": 2, "augment": [{"name": "pitch_shift", "semitones": [-3, 3], "formants": "keep"},
+                                  {"name": "gain", "db": 6}]}
+    cfg = _config(tmp_path, demo, train={"epochs": 1, "copies": copies})
+    assert main(["train", str(cfg), "--out", str(tmp_path / "net"), "--no-progress"]) == 0
+    stores = sorted(p.name for p in (tmp_path / "store").iterdir())
+    assert len(stores) == 3  # the clips and their two copies, each cached under its own key
+    net = json.loads((tmp_path / "net" / "net" / "net.json").read_text())
+    n_train = len([r for r in csv.DictReader(open(demo)) if r.get("split", "train") == "train"])
+    assert net["n_train"] % 3 == 0 and 0 < net["n_train"] // 3 < n_train  # validation clips and their copies left out
+    metrics = json.loads((tmp_path / "net" / "metrics.json").read_text())
+    assert metrics["n"] > 0  # evaluated on the test split's clips only, never on copies
+
+    (tmp_path / "c").mkdir()
+    classical = _config(tmp_path / "c", demo, features={"name": "mfcc", "frames": None}, model={"name": "logreg"},
+                        train={"search": {"enabled": True, "folds": 2}, "copies": copies})
+    assert main(["train", str(classical), "--out", str(tmp_path / "clf"), "--no-progress"]) == 0
+    cv = list(csv.DictReader(open(tmp_path / "clf" / "cv_results.csv")))
+    assert cv and all(0.0 <= float(r["mean_test_score"]) <= 1.0 for r in cv)
+    from earmark.models.persist import load_model
+
+    _, meta = load_model(tmp_path / "clf" / "model.skops")
+    assert meta["n_copies"] == 2 * meta["n_train"] and meta["n_train"] == n_train
+    # a rerun reuses every cached copy
+    assert main(["train", str(classical), "--out", str(tmp_path / "clf2"), "--no-progress"]) == 0
+    assert len(list((tmp_path / "c" / "store").iterdir())) == 3
 
 
 def test_input_too_short_for_the_network_names_the_shapes(tmp_path, demo, capsys):
@@ -136,9 +169,13 @@ def test_resume_of_a_classical_run_is_refused(tmp_path, demo, capsys):
 
 
 def test_ensemble_members_train_as_executor_jobs_and_are_averaged(tmp_path, demo, capsys):
-    cfg = _config(tmp_path, demo, train={"epochs": 2, "ensemble": {"members": 2, "jobs": 2}})
+    cfg = _config(tmp_path, demo, train={"epochs": 2, "ensemble": {"members": 2, "jobs": 2},
+                                         "copies": {"n": 1, "augment": [{"name": "gain", "db": 6}]}})
     assert main(["train", str(cfg), "--out", str(tmp_path / "ens"), "--no-progress"]) == 0
     run = tmp_path / "ens"
+    assert len(list((tmp_path / "store").iterdir())) == 2  # one set of copies, shared by the members
+    for i in (0, 1):
+        assert json.loads((run / "members" / str(i) / "net" / "net.json").read_text())["n_train"] % 2 == 0
     assert json.loads((run / "net" / "ensemble.json").read_text())["members"] == ["../members/0/net", "../members/1/net"]
     for i in (0, 1):
         assert (run / "members" / str(i) / "history.csv").exists()

@@ -39,7 +39,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -164,14 +164,20 @@ def _raise_problems(sep: Separator, params: dict[str, Any], prefix: str) -> None
 def check_separation(settings: Any, *, key: str = "audio.separate", backend: bool = True) -> dict[str, Any] | None:
     """Validate separation settings, naming the key path under ``key`` in a ConfigError.
 
-    ``settings`` is None (no separation), a dict with ``method`` / ``params`` / ``stem`` or the config's
-    ``audio.separate`` section. ``backend=False`` skips the check that an optional backend (demucs,
+    ``settings`` is None (no separation), a method name (short for ``{"method": NAME}``, as in the
+    config), a dict with ``method`` / ``params`` / ``stem`` or the config's ``audio.separate`` section.
+    ``backend=False`` skips the check that an optional backend (demucs,
     spleeter) is installed. Returns the resolved settings (see :func:`resolve_separation`).
     """
     if settings is None:
         return None
     if hasattr(settings, "model_dump"):
         settings = settings.model_dump(mode="json")
+    if isinstance(settings, str):
+        settings = {"method": settings}
+    if not isinstance(settings, Mapping):
+        raise ConfigError(f"{key}: expected a method name or a mapping with method / params / stem, "
+                          f"got {type(settings).__name__}")
     settings = dict(settings)
     method = settings.pop("method", "repet")
     params = dict(settings.pop("params", None) or {})
@@ -201,8 +207,8 @@ def check_separation(settings: Any, *, key: str = "audio.separate", backend: boo
 def resolve_separation(settings: Any) -> dict[str, Any] | None:
     """The full settings ``{"method", "params" (every default filled in), "stem"}``, or None.
 
-    ``settings`` is None (no separation), a dict with ``method`` / ``params`` / ``stem`` or the config's
-    ``audio.separate`` section. Equal settings resolve to equal dicts, so they can key caches; whether
+    ``settings`` is None (no separation), a method name, a dict with ``method`` / ``params`` / ``stem``
+    or the config's ``audio.separate`` section. Equal settings resolve to equal dicts, so they can key caches; whether
     an optional backend is installed is checked when it is used, not here.
     """
     return check_separation(settings, key="separate", backend=False)

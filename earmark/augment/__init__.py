@@ -10,7 +10,7 @@ crop           waveform     :func:`random_crop` ``(length)``
 noise          waveform     :func:`add_noise` ``(snr_db, color="white")``
 gain           waveform     :func:`gain` ``(db)``
 time_stretch   waveform     :func:`time_stretch` ``(rate)`` (needs ``sr`` at call time)
-pitch_shift    waveform     :func:`pitch_shift` ``(semitones)`` (needs ``sr`` at call time)
+pitch_shift    waveform     :func:`pitch_shift` ``(semitones, formants="shift")`` (needs ``sr`` at call time)
 spec_augment   spectrogram  :func:`spec_augment` ``(freq_masks=2, freq_width=8, ...)``
 mixup          batch        :func:`mixup` ``(alpha=0.2)`` (needs ``n_classes`` at call time)
 ============== ============ =========================================================
@@ -22,6 +22,11 @@ A config list becomes a pipeline with :func:`compose`; its stages run where the 
     y = pipe.waveform(y, rng=rng, sr=22050)        # data loading, NumPy/CPU
     S = pipe.spectrogram(S, rng=rng)               # after features, any device
     x, y_soft = pipe.mix(x, labels, rng=rng, n_classes=8)   # on the batch
+
+Offline copies (:func:`offline_copies`, the config's ``train.copies``): each training clip gets ``n``
+extra versions, augmented once when features are extracted and cached in the feature store like any
+feature. That is where the steps that need the audio and are too slow for every batch (pitch shift,
+time stretch) are used, and the FMA study's "k extra masked copies" (``spec_augment``).
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ from earmark.augment.spectrogram import (
     spec_augment_copies,
     spec_augment_dataset,
 )
+import zlib
+
+import numpy as np
+
 from earmark.augment._common import Invalid, Rng, as_generator
 from earmark.augment.waveform import (
     add_noise,
@@ -59,8 +68,10 @@ __all__ = [
     "as_generator",
     "compose",
     "gain",
+    "copy_rng",
     "make_augmentation",
     "mixup",
+    "offline_copies",
     "pitch_shift",
     "random_crop",
     "spec_augment",
@@ -336,3 +347,32 @@ def compose(specs: Any, *, key: str = "train.augment") -> Compose:
         steps.append(_build(spec, params, path=where))
     _check_order(steps, key)
     return Compose(steps)
+
+
+def offline_copies(steps: Any, n: int, *, seed: int, key: str = "train.copies.augment") -> list[dict[str, Any]]:
+    """The settings of ``n`` offline copies made with ``steps``, one dict per copy.
+
+    Each is ``{"steps": [...validated step configs...], "copy": i, "seed": seed}``: what a feature store
+    keys a copy's features by (:class:`~earmark.features.store.FeatureStore` ``augment=``), so equal
+    settings reuse the cached copies and a changed step, seed or count computes new ones.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``key``: a bad step (see :func:`compose`), no steps, or ``mixup`` (it mixes the
+        clips of a batch, so it cannot make a copy of one clip).
+    """
+    pipe = compose(steps, key=key)
+    if len(pipe.batch):
+        raise ConfigError(f"{key}: mixup mixes the clips of a batch and cannot make an offline copy; "
+                          "use it in train.augment")
+    if n and not len(pipe):
+        raise ConfigError(f"{key}: {n} copies need at least one augmentation step")
+    config = pipe.to_config()
+    return [{"steps": config, "copy": i, "seed": int(seed)} for i in range(n)]
+
+
+def copy_rng(settings: Mapping[str, Any], clip_id: str) -> np.random.Generator:
+    """The generator of one clip's offline copy: a function of the copy's seed and index and the clip id
+    only, so a copy is the same whichever worker, chunk or run computes it."""
+    return np.random.default_rng([int(settings["seed"]), int(settings["copy"]), zlib.crc32(str(clip_id).encode())])

@@ -258,13 +258,48 @@ def time_stretch(y: Any, rate: Any, *, rng: Rng, sr: int, per_item: bool = True)
     return back(_per_row(x, rates, per_item, 1.0, stretch))
 
 
-@validated(semitones=number_or_range(), sr=integer(minimum=1), per_item=boolean)
-def pitch_shift(y: Any, semitones: Any, *, rng: Rng, sr: int, per_item: bool = True) -> Any:
+FORMANTS = ("shift", "keep")
+
+
+def _log_envelope(S: np.ndarray, lifter: int) -> np.ndarray:
+    """Cepstrally smoothed log magnitude of ``S`` (bins, frames): the spectral envelope, without the
+    harmonics (quefrencies of ``lifter`` samples and above are dropped)."""
+    cep = np.fft.irfft(np.log(np.abs(S) + 1e-8), axis=0)
+    cep[lifter : cep.shape[0] - lifter + 1] = 0.0
+    return np.fft.rfft(cep, axis=0).real
+
+
+def keep_envelope(original: np.ndarray, shifted: np.ndarray, *, sr: int, n_fft: int, hop: int,
+                  quefrency_ms: float = 2.0) -> np.ndarray:
+    """``shifted`` with the spectral envelope of ``original`` put back, frame by frame.
+
+    Both are 1-D signals of one length (``shifted`` a pitch-shifted ``original``). The envelope of each
+    STFT frame is its log magnitude smoothed by cepstral liftering (quefrencies under ``quefrency_ms``,
+    2 ms: resonances wider than ~500 Hz, i.e. formants, not the harmonics of voices up to ~500 Hz);
+    the shifted frame is multiplied by the ratio of the two envelopes (limited to ±52 dB).
+    """
+    import librosa
+
+    lifter = max(2, int(round(sr * quefrency_ms / 1000)))
+    X = librosa.stft(original, n_fft=n_fft, hop_length=hop)
+    Y = librosa.stft(shifted, n_fft=n_fft, hop_length=hop)
+    ratio = np.exp(np.clip(_log_envelope(X, lifter) - _log_envelope(Y, lifter), -6.0, 6.0))
+    return librosa.istft(Y * ratio, n_fft=n_fft, hop_length=hop, length=len(original))
+
+
+@validated(semitones=number_or_range(), sr=integer(minimum=1), per_item=boolean, formants=choice(*FORMANTS))
+def pitch_shift(y: Any, semitones: Any, *, rng: Rng, sr: int, per_item: bool = True, formants: str = "shift") -> Any:
     """Shift the pitch by a number of semitones without changing the duration.
 
     Uses ``librosa.effects.pitch_shift(..., res_type="soxr_hq")`` (phase-vocoder time stretch by
     ``2 ** (-semitones / 12)`` followed by soxr resampling) with the same ~93 ms window as
     :func:`time_stretch`. A shift of exactly 0 returns a copy.
+
+    Resampling moves the whole spectrum, resonances included: a voice shifted up sounds like a smaller
+    person (``formants="shift"``, the default). ``formants="keep"`` moves only the pitch: the
+    spectral envelope of each frame is restored afterwards (:func:`keep_envelope`), so a low male voice
+    shifted up still has a man's formants. That is the augmentation for tasks where pitch should not
+    decide the class (singer gender, instrument family across registers).
 
     Parameters
     ----------
@@ -277,6 +312,8 @@ def pitch_shift(y: Any, semitones: Any, *, rng: Rng, sr: int, per_item: bool = T
         Sample rate of ``y``.
     per_item : bool
         One shift per row (True) or one shared shift (False).
+    formants : {"shift", "keep"}
+        Whether the spectral envelope moves with the pitch (plain resampling) or stays.
 
     Returns
     -------
@@ -290,10 +327,13 @@ def pitch_shift(y: Any, semitones: Any, *, rng: Rng, sr: int, per_item: bool = T
     if x.size == 0:
         return back(x.copy())
     n_fft = _n_fft(sr, x.shape[-1])
+    hop = n_fft // 4
 
     def shift(s: np.ndarray, k: float) -> np.ndarray:
-        return librosa.effects.pitch_shift(
-            s, sr=sr, n_steps=k, res_type="soxr_hq", n_fft=n_fft, hop_length=n_fft // 4
-        )
+        out = librosa.effects.pitch_shift(s, sr=sr, n_steps=k, res_type="soxr_hq", n_fft=n_fft, hop_length=hop)
+        if formants == "keep":
+            rows = [keep_envelope(a, b, sr=sr, n_fft=n_fft, hop=hop) for a, b in zip(_rows(s), _rows(out))]
+            return np.stack(rows).reshape(s.shape)
+        return out
 
     return back(_per_row(x, steps, per_item, 0.0, shift))

@@ -66,11 +66,15 @@ class ExtractReport:
 
 
 def compute_chunk(feature: str, params: dict[str, Any], clips: Sequence[Clip],
-                  separate: dict[str, Any] | None = None) -> list[tuple[Any, float]]:
-    """Decode, optionally separate, and compute ``feature`` for ``clips`` (runs in a worker).
+                  separate: dict[str, Any] | None = None,
+                  augment: dict[str, Any] | None = None) -> list[tuple[Any, float]]:
+    """Decode, optionally augment and separate, and compute ``feature`` for ``clips`` (runs in a worker).
 
     ``separate`` holds resolved separation settings (:func:`earmark.audio.separate.resolve_separation`):
-    the feature is then computed on that stem of each decoded clip.
+    the feature is then computed on that stem of each decoded clip. ``augment`` holds the settings of
+    one offline copy (:func:`earmark.augment.offline_copies`): its waveform steps are applied to each
+    decoded clip (before separation) and its spectrogram steps to the feature, with the clip's own
+    generator (:func:`earmark.augment.copy_rng`).
 
     Returns
     -------
@@ -83,13 +87,24 @@ def compute_chunk(feature: str, params: dict[str, Any], clips: Sequence[Clip],
     spec = get_feature(feature)
     sr = params["sr"]
     min_samples = spec.min_samples(params)
+    pipe, rngs = None, []
+    if augment is not None:
+        from earmark.augment import compose, copy_rng
+
+        pipe = compose(augment["steps"], key="augment.steps")
+        rngs = [copy_rng(augment, clip.id) for clip in clips]
     waves: list[np.ndarray | None] = []
     results: list[Any] = []
-    for clip in clips:
+    for c, clip in enumerate(clips):
         try:
             y = load(clip.path, sr=sr, offset=clip.offset or 0.0, duration=clip.duration)
             if y.shape[-1] < min_samples:
                 raise EarmarkError(f"{y.shape[-1]} samples at {sr} Hz is shorter than one {feature} frame ({min_samples} samples)")
+            if pipe is not None and len(pipe.waveform):
+                try:
+                    y = np.asarray(pipe.waveform(y, rng=rngs[c], sr=sr), dtype=np.float32)
+                except Exception as exc:
+                    raise EarmarkError(f"augmentation failed: {type(exc).__name__}: {exc}") from None
             waves.append(y)
             results.append(None)
         except EarmarkError as exc:
@@ -121,6 +136,12 @@ def compute_chunk(feature: str, params: dict[str, Any], clips: Sequence[Clip],
             continue
         for j, i in enumerate(idx):
             arr = np.ascontiguousarray(out[j])
+            if pipe is not None and len(pipe.spectrogram):
+                try:
+                    arr = np.ascontiguousarray(pipe.spectrogram(arr, rng=rngs[i]), dtype=arr.dtype)
+                except Exception as exc:
+                    results[i] = f"augmentation of the {feature} failed: {type(exc).__name__}: {exc}"
+                    continue
             results[i] = arr if np.isfinite(arr).all() else f"{feature} produced non-finite values (NaN/Inf)"
     return [(r, (w.shape[-1] / sr if w is not None else 0.0)) for r, w in zip(results, waves)]
 
@@ -136,6 +157,7 @@ def extract(
     chunk_size: int | None = None,
     progress: bool = False,
     separate: Any = None,
+    augment: dict[str, Any] | None = None,
 ) -> ExtractReport:
     """Compute ``feature`` for every clip of ``manifest`` that the store does not hold yet.
 
@@ -160,6 +182,9 @@ def extract(
         Vocal separation applied to each decoded clip before the feature, e.g.
         ``{"method": "repet", "params": {}, "stem": "vocals"}`` (the config's ``audio.separate``).
         The settings are part of the store key, so separated and unseparated features never mix.
+    augment : dict, optional
+        Compute one offline augmented copy of each clip instead (settings from
+        :func:`earmark.augment.offline_copies`); it gets its own store folder.
 
     Returns
     -------
@@ -167,7 +192,7 @@ def extract(
     """
     t0 = time.perf_counter()
     own_store = not isinstance(store, FeatureStore)
-    fs = FeatureStore(store, feature, params, separate=separate) if own_store else store
+    fs = FeatureStore(store, feature, params, separate=separate, augment=augment) if own_store else store
     try:
         clips = _as_clips(manifest)
         report = ExtractReport(n_clips=len(clips), store_dir=str(fs.dir))
@@ -208,7 +233,7 @@ def _run(fs: FeatureStore, todo: dict, report: ExtractReport, *, jobs, executor,
     try:
         for chunk in chunks:
             futures[executor.submit(compute_chunk, fs.feature.name, fs.params, [c for _, (c, _) in chunk],
-                                    fs.separate)] = chunk
+                                    fs.separate, fs.augment)] = chunk
         with fs.writer() as writer, progress_bar(progress, len(items), f"extract {fs.feature.name}") as advance:
             for future in as_completed(futures):
                 entries = []

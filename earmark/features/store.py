@@ -121,6 +121,9 @@ class FeatureStore:
         Vocal separation applied to the audio before the feature (the config's ``audio.separate``);
         its resolved settings are part of the folder's hash, so separated and unseparated features
         never mix. ``None`` (no separation) keeps the hash of stores written before separation existed.
+    augment : dict, optional
+        The settings of one offline augmented copy (:func:`earmark.augment.offline_copies`): the
+        store then holds that copy of each clip. Part of the folder's hash, like ``separate``.
 
     Examples
     --------
@@ -129,7 +132,7 @@ class FeatureStore:
     """
 
     def __init__(self, root: str | os.PathLike, feature: str = "fbank", params: dict[str, Any] | None = None,
-                 *, separate: Any = None):
+                 *, separate: Any = None, augment: dict[str, Any] | None = None):
         from earmark.audio.separate import resolve_separation
 
         self.feature: Feature = get_feature(feature)
@@ -138,6 +141,9 @@ class FeatureStore:
         key: dict[str, Any] = {"feature": self.feature.name, "params": self.params, "schema": SCHEMA_VERSION}
         if self.separate is not None:
             key["separate"] = self.separate
+        self.augment = None if augment is None else dict(augment)
+        if self.augment is not None:
+            key["augment"] = self.augment
         blob = json.dumps(key, sort_keys=True, default=str)
         self.dir = Path(root) / f"{self.feature.name}-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -207,6 +207,9 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         The trained network, in eval mode, on the CPU.
     history_ : list of dict
         One row per epoch (``epoch, train_loss, train_acc, val_loss, val_acc, lr, seconds``).
+    n_train_ : int
+        Items trained on per epoch: the training clips (without the validation share) plus the
+        copies of them given to ``fit``.
     best_epoch_ : int or None
         Epoch of the lowest validation loss (None without validation).
     input_shape_ : tuple of int
@@ -284,7 +287,7 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------ fit
 
-    def fit(self, X: Any, y: Any, *, resume: bool = False) -> NetClassifier:
+    def fit(self, X: Any, y: Any, *, resume: bool = False, copies: tuple[Any, Any] | None = None) -> NetClassifier:
         """Train a new network on ``X`` (clips) and ``y`` (labels).
 
         Parameters
@@ -296,6 +299,11 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         resume : bool
             Continue from ``out_dir/checkpoint.pt`` (an interrupted run with the same data and
             options) instead of starting over; on CPU the result equals an unbroken run.
+        copies : (sequence of arrays, array of int), optional
+            Augmented copies of clips of ``X`` (offline augmentation, ``train.copies``) and, for each,
+            the index of its original in ``X``. A copy takes its original's label and is trained on
+            only when its original is: copies of validation clips are left out (no leak into
+            ``val_loss``), and the input statistics come from the originals.
 
         Returns
         -------
@@ -363,7 +371,9 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
                 raise DataError(f"val_fraction={vf} of {len(items)} clips leaves no validation clip")
         def pick(idx: np.ndarray) -> list[Any]:
             return [items[i] for i in idx]  # views, nothing is read
-        train_set = FeatureDataset(pick(train_idx), y_int[train_idx], frames=frames, crop="random", seed=seed)
+        extra, extra_y = self._copies(copies, len(items), input_shape, frames, train_idx, y_int)
+        train_set = FeatureDataset(pick(train_idx) + extra, np.concatenate([y_int[train_idx], extra_y]), frames=frames,
+                                   crop="random", seed=seed)
         if self.standardize and getattr(net, "standardize_inputs", True):  # `pretrained` takes raw waveforms
             center = FeatureDataset(pick(train_idx), y_int[train_idx], frames=frames, crop="center", seed=seed)
             net = Standardized(net, *_input_statistics(center, self.network))
@@ -387,8 +397,33 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         self.input_shape_ = tuple(int(s) for s in input_shape)
         self.options_ = options
         self.history_ = [dict(r) for r in history.rows]
+        self.n_train_ = len(train_set)
         self.best_epoch_ = history.best_epoch
         return self
+
+    @staticmethod
+    def _copies(copies: Any, n: int, input_shape: tuple[int, ...], frames: int | None, train_idx: np.ndarray,
+                y_int: np.ndarray) -> tuple[list[Any], np.ndarray]:
+        """The copies of training clips (items, integer labels), checked against the originals."""
+        if copies is None:
+            return [], np.zeros(0, dtype=np.int64)
+        if not isinstance(copies, (tuple, list)) or len(copies) != 2:
+            raise DataError("copies: expected (arrays, source indices)")
+        extra = _as_items(copies[0], "copies")
+        source = np.asarray(copies[1])
+        if source.ndim != 1 or len(source) != len(extra):
+            raise DataError(f"copies: {len(extra)} arrays but source indices of shape {source.shape}")
+        if len(source) and (source.dtype.kind not in "iu" or source.min() < 0 or source.max() >= n):
+            raise DataError(f"copies: source indices must be integers in [0, {n}), got {source.dtype} "
+                            f"in [{source.min()}, {source.max()}]")
+        if len(extra):
+            _check_values(extra, "copies")
+        ds = FeatureDataset(extra, frames=frames, crop="center", seed=0)
+        for shape, idx in _shape_groups(ds).items():
+            if shape != tuple(input_shape):
+                raise DataError(f"copies[{idx[0]}]: shape {shape} does not match the clips' {tuple(input_shape)}")
+        keep = np.flatnonzero(np.isin(source, train_idx))
+        return [extra[j] for j in keep], y_int[source[keep]]
 
     # ------------------------------------------------------------ inference
 
@@ -495,6 +530,7 @@ def save_net(path_dir: str | os.PathLike, est: NetClassifier) -> Path:
         "params": params,
         "history": est.history_,
         "best_epoch": est.best_epoch_,
+        "n_train": est.n_train_,
         "n_params": est.count_params(),
     }
     state = {k: v.detach().cpu().contiguous() for k, v in est.model_.state_dict().items()}
@@ -589,4 +625,5 @@ def load_net(path_dir: str | os.PathLike) -> NetClassifier:
     est.options_ = options
     est.history_ = [dict(r) for r in meta.get("history") or []]
     est.best_epoch_ = meta.get("best_epoch")
+    est.n_train_ = meta.get("n_train")
     return est

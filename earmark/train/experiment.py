@@ -51,6 +51,44 @@ def clip_features(cfg: ExperimentConfig, manifest: Manifest, *, progress: bool =
     return [a for a in table.arrays if a is not None], table.present(), report.failures
 
 
+def copy_features(cfg: ExperimentConfig, manifest: Manifest, ok: np.ndarray, *, seed: int | None = None,
+                  progress: bool = False) -> tuple[list[np.ndarray], np.ndarray, list[Failure]]:
+    """The offline augmented copies (``train.copies``) of the clips that have features (``ok``).
+
+    Each copy is extracted into (or read from) its own store folder, keyed by the copy's settings.
+    ``seed`` (default ``train.seed``) seeds the copies; ensemble members share their run's copies.
+
+    Returns
+    -------
+    arrays : list of np.ndarray
+        Every copy of every usable clip (memory-mapped), copy by copy.
+    source : (n_arrays,) int
+        For each, the index of its original among the usable clips (the order of ``clip_features``).
+    failures : list of Failure
+        Copies that could not be made (the reason starts with ``copy i:``); the original is kept.
+    """
+    from earmark.augment import offline_copies
+
+    f, c = cfg.features, cfg.train.copies
+    settings = offline_copies(c.augment, c.n, seed=cfg.train.seed if seed is None else seed)
+    position = np.cumsum(ok) - 1  # clip index -> index among the usable clips
+    arrays: list[np.ndarray] = []
+    source: list[int] = []
+    failures: list[Failure] = []
+    for s in settings:
+        report = extract(manifest, f.name, f.store, params=f.params, jobs=f.jobs, progress=progress,
+                         separate=cfg.audio.separate, augment=s)
+        with FeatureStore(f.store, f.name, f.params, separate=cfg.audio.separate, augment=s) as store:
+            table = store.load(manifest)
+        for i, a in enumerate(table.arrays):
+            if a is not None and ok[i]:
+                arrays.append(a)
+                source.append(int(position[i]))
+        failures += [Failure(x.id, x.path, f"copy {s['copy']}: {x.reason}") for x in report.failures
+                     if not x.reason.startswith(("file not found", "cannot read"))]
+    return arrays, np.asarray(source, dtype=np.int64), failures
+
+
 def write_failures(path: str | os.PathLike, failures: list[Failure]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
@@ -79,19 +117,26 @@ def train(cfg: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / CONFIG_FILE)
     arrays, ok, failures = clip_features(cfg, train_set, progress=progress)
-    write_failures(out / "failures.csv", failures)
     y = train_set.labels[ok]
     if len(set(y)) < 2:
+        write_failures(out / "failures.csv", failures)
         raise DataError(f"{cfg.data.manifest}: split {cfg.data.train_split!r} has {len(set(y))} class(es) with usable audio; need at least 2")
+    copies, source, copy_failures = copy_features(cfg, train_set, ok, progress=progress)
+    write_failures(out / "failures.csv", failures + copy_failures)
     if network and cfg.train.ensemble.members > 1:
         _train_ensemble(cfg, out, resume=resume)
     elif network:
         from earmark.models.net_estimator import save_net
 
-        estimator.fit(arrays, y, resume=resume)
+        estimator.fit(arrays, y, resume=resume, copies=(copies, source) if copies else None)
         save_net(out / NET_DIR, estimator)
     else:
-        _fit_classical(cfg, vectors(arrays, cfg.features.pool), y, train_set.groups[ok], failures, out)
+        groups = train_set.groups[ok]
+        if copies:  # a copy stays in its original's cross-validation fold
+            if len(set(groups)) == len(groups):
+                groups = np.arange(len(groups))
+            arrays, y, groups = arrays + copies, np.concatenate([y, y[source]]), np.concatenate([groups, groups[source]])
+        _fit_classical(cfg, vectors(arrays, cfg.features.pool), y, groups, failures, out, n_copies=len(copies))
     if cfg.data.test_split and cfg.data.test_split in set(manifest.splits):
         from earmark.evaluate.evaluate import evaluate
 
@@ -132,12 +177,14 @@ def train_member(config: dict[str, Any], index: int, out: str, resume: bool = Fa
     from earmark.models.net_estimator import save_net
 
     cfg = validate_config(config)
-    cfg.train.seed = cfg.train.seed + index
-    folder = Path(out) / "members" / str(index)
     train_set = Manifest.read(cfg.data.manifest).select(split=cfg.data.train_split)
     arrays, ok, _ = clip_features(cfg, train_set)
+    copies, source, _ = copy_features(cfg, train_set, ok)  # the run's copies, made once for every member
+    cfg.train.seed = cfg.train.seed + index
+    folder = Path(out) / "members" / str(index)
     estimator = _network(cfg, folder, progress=False)
-    estimator.fit(arrays, train_set.labels[ok], resume=resume and (folder / "checkpoint.pt").exists())
+    estimator.fit(arrays, train_set.labels[ok], resume=resume and (folder / "checkpoint.pt").exists(),
+                  copies=(copies, source) if copies else None)
     save_net(folder / NET_DIR, estimator)
     return str(folder / NET_DIR)
 
@@ -179,14 +226,14 @@ def _check_classical(cfg: ExperimentConfig, train_set: Manifest) -> None:
 
 
 def _fit_classical(cfg: ExperimentConfig, X: np.ndarray, y: np.ndarray, groups: np.ndarray,
-                   failures: list[Failure], out: Path) -> None:
+                   failures: list[Failure], out: Path, n_copies: int = 0) -> None:
     from earmark.models.classical import build_pipeline
     from earmark.models.persist import save_model
     from earmark.train.search import grid_search
 
     m, s = cfg.model, cfg.train.search
-    meta: dict[str, Any] = {"labels": sorted(set(y)), "feature": cfg.features.name, "n_train": int(len(y)),
-                            "n_failed": len(failures)}
+    meta: dict[str, Any] = {"labels": sorted(set(y)), "feature": cfg.features.name, "n_train": int(len(y)) - n_copies,
+                            "n_copies": n_copies, "n_failed": len(failures)}
     if s.enabled:
         result = grid_search(
             m.name, X, y, groups=groups if len(set(groups)) < len(groups) else None, folds=s.folds,
