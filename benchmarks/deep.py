@@ -8,6 +8,10 @@ frames with SpecAugment in training. Usage::
 
     .venv/bin/python benchmarks/deep.py --models cnn_small --epochs 15        # ~15 min on 2 CPU cores
     .venv/bin/python benchmarks/deep.py --models cnn_small resnet_compact resnet34 --members 5   # GPU
+    .venv/bin/python benchmarks/deep.py --tasks vocal --models resnet_compact --separate --copies 4 --epochs 8
+
+``--copies N`` adds N offline copies of every training clip (``train.copies``), each pitch-shifted by a
+uniform draw in [-``--pitch``, ``--pitch``] semitones with the formants kept.
 
 Prints one JSON line per run and writes them all with ``--out``. ``--latency`` also times one 3 s clip
 end to end (decode -> fbank -> resnet_compact) on one CPU thread.

@@ -258,7 +258,8 @@ def test_pitch_shift_can_keep_the_formants(f0, semitones):
     f, moved_db = _partials_db(moved, sr, f0 * r)  # the new partials carry the energy: the pitch moved
     _, kept_db = _partials_db(kept, sr, f0 * r)
     assert _misfit_db(moved_db, _resonances(f / r)) < _misfit_db(moved_db, _resonances(f)) - 3  # formants moved
-    assert _misfit_db(kept_db, _resonances(f)) < _misfit_db(kept_db, _resonances(f / r)) - 2  # formants stayed
+    assert _misfit_db(kept_db, _resonances(f)) < 3.0  # formants stayed: within 3 dB of the original envelope
+    assert _misfit_db(kept_db, _resonances(f / r)) > 5.0
     rows = pitch_shift(np.stack([y, y[::-1].copy()]), semitones, rng=0, sr=sr, formants="keep", per_item=False)
     np.testing.assert_allclose(rows[0], kept, atol=1e-5)
 

@@ -72,8 +72,9 @@ def _rows(x: np.ndarray) -> np.ndarray:
 
 
 def _n_fft(sr: int, n: int) -> int:
-    """~93 ms analysis window as a power of two (2048 at 22.05 kHz), no longer than the signal."""
-    n_fft = 2 ** max(4, round(math.log2(sr * 2048 / 22050)))
+    """The longest power-of-two analysis window of at most ~93 ms (2048 at 22.05 kHz, 1024 at 16 kHz:
+    64 ms, short enough for a sung melody's glides), and no longer than the signal."""
+    n_fft = 2 ** max(4, math.floor(math.log2(sr * 2048 / 22050) + 1e-9))
     while n_fft > max(n, 16):
         n_fft //= 2
     return n_fft
@@ -221,8 +222,9 @@ def _per_row(
 def time_stretch(y: Any, rate: Any, *, rng: Rng, sr: int, per_item: bool = True) -> Any:
     """Change the tempo by ``rate`` without changing the pitch; keep the length.
 
-    Uses ``librosa.effects.time_stretch`` (an STFT phase vocoder) with a ~93 ms window
-    (``n_fft`` = 2048 at 22.05 kHz, scaled with ``sr`` to a power of two; hop ``n_fft // 4``).
+    Uses ``librosa.effects.time_stretch`` (an STFT phase vocoder) with a window of at most ~93 ms
+    (``n_fft`` = 2048 at 22.05 kHz, the power of two below that duration at other rates, e.g. 1024 at
+    16 kHz; hop ``n_fft // 4``).
     The result is then padded with zeros at the end (``rate > 1``, faster) or cropped at the end
     (``rate < 1``, slower) back to ``n`` samples with :func:`earmark.audio.fix_length`.
     A rate of exactly 1 returns a copy.
@@ -261,12 +263,24 @@ def time_stretch(y: Any, rate: Any, *, rng: Rng, sr: int, per_item: bool = True)
 FORMANTS = ("shift", "keep")
 
 
-def _log_envelope(S: np.ndarray, lifter: int) -> np.ndarray:
-    """Cepstrally smoothed log magnitude of ``S`` (bins, frames): the spectral envelope, without the
-    harmonics (quefrencies of ``lifter`` samples and above are dropped)."""
-    cep = np.fft.irfft(np.log(np.abs(S) + 1e-8), axis=0)
-    cep[lifter : cep.shape[0] - lifter + 1] = 0.0
-    return np.fft.rfft(cep, axis=0).real
+def _log_envelope(S: np.ndarray, lifter: int, iterations: int = 5) -> np.ndarray:
+    """The spectral envelope of ``S`` (bins, frames) as a log magnitude, without the harmonics.
+
+    Cepstral smoothing (quefrencies of ``lifter`` samples and above dropped) follows the mean of the
+    log spectrum, which the gaps between a voice's harmonics pull down; a few "true envelope"
+    iterations (Röbel & Rodet 2005: raise the spectrum to the envelope where it lies below, smooth
+    again) make it pass through the harmonic peaks instead.
+    """
+    def smooth(a: np.ndarray) -> np.ndarray:
+        cep = np.fft.irfft(a, axis=0)
+        cep[lifter : cep.shape[0] - lifter + 1] = 0.0
+        return np.fft.rfft(cep, axis=0).real
+
+    log_mag = np.log(np.abs(S) + 1e-8)
+    env = smooth(log_mag)
+    for _ in range(iterations):
+        env = smooth(np.maximum(log_mag, env))
+    return env
 
 
 def keep_envelope(original: np.ndarray, shifted: np.ndarray, *, sr: int, n_fft: int, hop: int,
@@ -275,8 +289,9 @@ def keep_envelope(original: np.ndarray, shifted: np.ndarray, *, sr: int, n_fft: 
 
     Both are 1-D signals of one length (``shifted`` a pitch-shifted ``original``). The envelope of each
     STFT frame is its log magnitude smoothed by cepstral liftering (quefrencies under ``quefrency_ms``,
-    2 ms: resonances wider than ~500 Hz, i.e. formants, not the harmonics of voices up to ~500 Hz);
-    the shifted frame is multiplied by the ratio of the two envelopes (limited to ±52 dB).
+    2 ms: resonances wider than ~500 Hz, i.e. formants, not the harmonics of voices up to ~500 Hz)
+    and raised to the harmonic peaks (:func:`_log_envelope`); the shifted frame is multiplied by the
+    ratio of the two envelopes (limited to ±52 dB).
     """
     import librosa
 

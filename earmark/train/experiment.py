@@ -51,12 +51,12 @@ def clip_features(cfg: ExperimentConfig, manifest: Manifest, *, progress: bool =
     return [a for a in table.arrays if a is not None], table.present(), report.failures
 
 
-def copy_features(cfg: ExperimentConfig, manifest: Manifest, ok: np.ndarray, *, seed: int | None = None,
+def copy_features(cfg: ExperimentConfig, manifest: Manifest, ok: np.ndarray, *,
                   progress: bool = False) -> tuple[list[np.ndarray], np.ndarray, list[Failure]]:
     """The offline augmented copies (``train.copies``) of the clips that have features (``ok``).
 
-    Each copy is extracted into (or read from) its own store folder, keyed by the copy's settings.
-    ``seed`` (default ``train.seed``) seeds the copies; ensemble members share their run's copies.
+    Each copy is extracted into (or read from) its own store folder, keyed by the copy's settings
+    (seeded by ``train.seed``: ensemble members, whose seeds differ, share their run's copies).
 
     Returns
     -------
@@ -70,7 +70,7 @@ def copy_features(cfg: ExperimentConfig, manifest: Manifest, ok: np.ndarray, *, 
     from earmark.augment import offline_copies
 
     f, c = cfg.features, cfg.train.copies
-    settings = offline_copies(c.augment, c.n, seed=cfg.train.seed if seed is None else seed)
+    settings = offline_copies(c.augment, c.n, seed=cfg.train.seed)
     position = np.cumsum(ok) - 1  # clip index -> index among the usable clips
     arrays: list[np.ndarray] = []
     source: list[int] = []
