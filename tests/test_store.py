@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -251,3 +252,20 @@ def test_offline_copies_get_their_own_store_folder_and_are_reproducible(tmp_path
     assert again.n_computed == 4
     assert extract(m, "fbank", tmp_path / "store", jobs=1, augment=first).n_cached == 4
     assert extract(m, "fbank", tmp_path / "store", jobs=1, augment=second).n_computed == 4  # copy 2: new folder
+
+
+def test_an_implementation_version_above_1_keys_a_new_store_folder(tmp_path, monkeypatch):
+    import dataclasses
+
+    from earmark.features.base import FEATURES, get_feature
+
+    # Version 1 adds nothing to the key: stores made before versions existed keep their folder.
+    assert FeatureStore(tmp_path, "fbank").dir.name == "fbank-d3b5c7f74ea1"
+    dirs = []
+    for version in (1, 2):  # the same feature, its implementation changed (version raised)
+        monkeypatch.setitem(FEATURES._items, "fbank_changed", dataclasses.replace(get_feature("fbank"), name="fbank_changed",
+                                                                                 version=version))
+        dirs.append(FeatureStore(tmp_path, "fbank_changed").dir)
+    assert dirs[0] != dirs[1]
+    assert "versions" not in json.loads((dirs[0] / "params.json").read_text())
+    assert json.loads((dirs[1] / "params.json").read_text())["versions"] == {"feature:fbank_changed": 2}

@@ -64,11 +64,14 @@ class Separator:
     check : callable
         ``check(params) -> [(key, problem), ...]`` for resolved parameters (values, and whether the
         backend is installed: key ``""``), so that configs fail before any audio is decoded.
+    version : int
+        Raised when the method's output changes for the same parameters (part of the feature store's key).
     """
 
     name: str
     fn: Callable[..., tuple[np.ndarray, np.ndarray]]
     check: Callable[[dict[str, Any]], list[tuple[str, str]]]
+    version: int = 1
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -80,11 +83,12 @@ class Separator:
 SEPARATORS: Registry[Separator] = Registry("separation method")
 
 
-def register_separator(name: str, check: Callable[[dict[str, Any]], list[tuple[str, str]]]):
-    """Decorator registering ``fn(y, sr, **params) -> (vocals, accompaniment)`` as method ``name``."""
+def register_separator(name: str, check: Callable[[dict[str, Any]], list[tuple[str, str]]], *, version: int = 1):
+    """Decorator registering ``fn(y, sr, **params) -> (vocals, accompaniment)`` as method ``name``
+    (raise ``version`` when a change alters its output for the same parameters)."""
 
     def decorator(fn):
-        SEPARATORS.register(name, Separator(name, fn, check))
+        SEPARATORS.register(name, Separator(name, fn, check, int(version)))
         return fn
 
     return decorator

@@ -96,6 +96,7 @@ class AugmentationSpec:
     fn: Callable[..., Any]
     kind: str
     n_inputs: int = 1
+    version: int = 1  # raised when the function's output changes for the same parameters (offline copies' store key)
 
     @property
     def params(self) -> dict[str, Any]:

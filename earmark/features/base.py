@@ -48,6 +48,9 @@ class Feature:
     min_samples : callable
         ``min_samples(params) -> int``: shortest input (at the feature's rate) that holds one
         analysis frame; shorter clips are reported by the store instead of being padded silently.
+    version : int
+        The implementation's version, part of the feature store's key: whoever changes what the
+        function returns for the same parameters raises it, so stores computed before are not reused.
     """
 
     name: str
@@ -55,6 +58,7 @@ class Feature:
     sr: int
     defaults: dict[str, Any] = field(default_factory=dict)
     min_samples: Callable[[dict[str, Any]], int] = lambda params: 1
+    version: int = 1
 
     def resolve(self, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Defaults updated with ``params`` (``sr`` included); unknown keys are a ``ConfigError``."""
@@ -74,9 +78,13 @@ class Feature:
 
 
 def register_feature(
-    name: str | None = None, *, min_samples: Callable[[dict[str, Any]], int] | None = None
+    name: str | None = None, *, min_samples: Callable[[dict[str, Any]], int] | None = None, version: int = 1
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator registering a feature function; its signature declares ``sr`` and the defaults."""
+    """Decorator registering a feature function; its signature declares ``sr`` and the defaults.
+
+    Raise ``version`` when a change makes the function return other values for the same parameters
+    (a bug fix, another window): stores keyed by the old version are then left alone.
+    """
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(fn)
@@ -93,6 +101,7 @@ def register_feature(
             sr=int(sig.parameters["sr"].default),
             defaults=defaults,
             min_samples=min_samples or (lambda params: 1),
+            version=int(version),
         )
         FEATURES.register(spec.name, spec)
         return fn

@@ -144,6 +144,9 @@ class FeatureStore:
         self.augment = None if augment is None else dict(augment)
         if self.augment is not None:
             key["augment"] = self.augment
+        versions = self._code_versions()
+        if versions:  # only versions above 1: stores made before versions existed keep their key
+            key["versions"] = versions
         blob = json.dumps(key, sort_keys=True, default=str)
         self.dir = Path(root) / f"{self.feature.name}-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -155,6 +158,19 @@ class FeatureStore:
         self._db.execute(_SCHEMA)
         self._mm: np.memmap | None = None
         self._writer: _Writer | None = None
+
+    def _code_versions(self) -> dict[str, int]:
+        """The implementation versions (above 1) of the feature, the separation method and the copy's
+        steps: a changed implementation gets a new folder instead of reusing arrays it no longer makes."""
+        from earmark.audio.separate import SEPARATORS
+        from earmark.augment import AUGMENTATIONS
+
+        versions = {f"feature:{self.feature.name}": self.feature.version}
+        if self.separate is not None:
+            versions[f"separate:{self.separate['method']}"] = SEPARATORS.get(self.separate["method"]).version
+        for step in (self.augment or {}).get("steps", []):
+            versions[f"augment:{step['name']}"] = AUGMENTATIONS.get(step["name"]).version
+        return {k: v for k, v in sorted(versions.items()) if v != 1}
 
     # -- reading ---------------------------------------------------------------------------------
 
