@@ -1,6 +1,7 @@
 """The experiment config: YAML in, validated, resolved YAML saved beside every run.
 
-Sections ``data``, ``audio``, ``features``, ``model``, ``train``, ``eval``; every key has a default except
+Sections ``data``, ``audio``, ``features``, ``model``, ``train``, ``eval`` (and ``tune``, read by
+``earmark tune``); every key has a default except
 ``data.manifest``. Unknown keys and bad values are refused with the key path::
 
     model.params.C: must be > 0, got -1
@@ -176,6 +177,8 @@ class TrainConfig(_Section):
     augment: Optional[list[Any]] = Field(None, description="Augmentation steps, e.g. [{name: spec_augment}, {name: mixup, alpha: 0.2}].")
     mixup_alpha: Optional[float] = Field(None, gt=0, description="Mixup with Beta(alpha, alpha) weights (or a mixup step in augment).")
     val_fraction: float = Field(0.0, ge=0, lt=1, description="Networks: stratified share of the train split held out for validation / early stopping.")
+    val_groups: bool = Field(False, description="Networks: the validation share takes whole groups of the manifest's group column "
+                                                "(instrument, voice, piece), so it measures groups never trained on.")
 
     def trainer_options(self) -> dict[str, Any]:
         """The keys :class:`~earmark.train.options.TrainerOptions` takes, with this config's values."""
@@ -200,6 +203,29 @@ class EvalConfig(_Section):
         return sorted(set(v))
 
 
+class TuneConfig(_Section):
+    """Hyperparameter search (``earmark tune``): Optuna trials over ``space``, pruned by Hyperband.
+
+    ``space`` maps config key paths to what a trial may choose (see :mod:`earmark.train.tune`)::
+
+        tune:
+          space:
+            train.lr: {low: 1.0e-5, high: 1.0e-2, log: true}
+            model.params.kernel_size: [3, 5, 7]
+            model.params.dropout: {low: 0.0, high: 0.5}
+    """
+
+    space: dict[str, Any] = Field(default_factory=dict, description="Config key path -> {low, high[, log][, step]} or a list of choices.")
+    metric: Optional[Literal["val_acc", "val_loss"]] = Field(
+        None, description="Networks: validation accuracy (maximised, default) or loss (minimised); classical models: "
+                          "the cross-validated train.search.scoring.")
+    sampler: Literal["tpe", "random"] = Field("tpe", description="How trials choose values (seeded by train.seed).")
+    pruner: Literal["hyperband", "median", "none"] = Field("hyperband", description="Stops unpromising trials early.")
+    min_epochs: int = Field(1, ge=1, description="Epochs (networks) or folds (classical) before a trial can be pruned.")
+    reduction_factor: int = Field(3, ge=2, description="Hyperband: 1/reduction_factor of the trials go on at each rung.")
+    startup_trials: int = Field(5, ge=0, description="TPE: random trials before the model-based choice; median: trials before pruning.")
+
+
 class ExperimentConfig(_Section):
     """A whole experiment (see the module docstring)."""
 
@@ -209,6 +235,7 @@ class ExperimentConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -253,6 +280,10 @@ def validate_config(raw: dict[str, Any], *, base: str | os.PathLike | None = Non
         from earmark.augment import offline_copies
 
         offline_copies(cfg.train.copies.augment, cfg.train.copies.n, seed=cfg.train.seed)  # train.copies.augment[0]...
+    if cfg.tune.space:
+        from earmark.train.tune import parse_space
+
+        parse_space(cfg.tune.space)  # tune.space.train.lr: ...
     if base is not None:
         base = Path(base)
         cfg.data.manifest = _absolute(cfg.data.manifest, base)
@@ -277,21 +308,36 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set: expected KEY.PATH=VALUE, got {item!r}")
-        parts = key.strip().split(".")
-        node = out
-        for i, part in enumerate(parts[:-1]):
-            nxt = node.setdefault(part, {})
-            if not isinstance(nxt, dict):
-                raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a section")
-            node = nxt
-        node[parts[-1]] = yaml.safe_load(value)
-        if key.strip() in PATH_KEYS and isinstance(node[parts[-1]], str):
-            node[parts[-1]] = os.path.abspath(node[parts[-1]])  # as typed on the command line: from the cwd
+        value = yaml.safe_load(value)
+        if key.strip() in PATH_KEYS and isinstance(value, str):
+            value = os.path.abspath(value)  # as typed on the command line: from the cwd
+        set_key(out, key.strip(), value, what=f"--set {key}")
     return out
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read a YAML config, apply ``--set`` overrides and validate it."""
+def set_key(raw: dict[str, Any], key: str, value: Any, *, what: str | None = None) -> None:
+    """Set the dotted ``key`` (``"model.params.C"``) of the config dict ``raw`` in place, creating sections.
+
+    Raises
+    ------
+    ConfigError
+        A part of the path is a value, not a section (the message starts with ``what``, default ``key``).
+    """
+    parts = key.split(".")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        nxt = node.setdefault(part, {})
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{what or key}: {'.'.join(parts[: i + 1])} is not a section")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def read_config(path: str | os.PathLike, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The config file's YAML as a dict with ``--set`` overrides applied, not yet validated
+    (its relative paths are relative to ``path``'s folder)."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -299,7 +345,16 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with sections data, audio, features, model, train, eval; "
+                          f"got {type(raw).__name__}")
+    return apply_overrides(raw, overrides)
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML config, apply ``--set`` overrides and validate it."""
+    raw = read_config(path, overrides)
     try:
-        return validate_config(apply_overrides(raw, overrides), base=path.parent)
+        return validate_config(raw, base=Path(path).parent)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None

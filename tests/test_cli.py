@@ -26,7 +26,8 @@ def _class_folders(root: Path, per_class: int = 5) -> Path:
 
 def test_help_lists_every_command():
     out = subprocess.run([sys.executable, "-m", "earmark", "--help"], capture_output=True, text=True, check=True).stdout
-    for command in ("demo", "prepare", "extract", "features"):
+    for command in ("demo", "prepare", "extract", "features", "train", "evaluate", "predict", "compare", "tune",
+                    "separate", "report", "export", "serve"):
         assert command in out
 
 

@@ -82,13 +82,13 @@ def test_recipes_are_valid_configs(recipe):
 
 @pytest.mark.parametrize("recipe", sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml")))
 def test_network_recipes_pass_the_checks_made_before_training(recipe, tmp_path):
-    from earmark.train.experiment import _network, is_network
+    from earmark.train.experiment import is_network, network_estimator
 
     cfg = load_config(recipe)
     if is_network(cfg):
         if "weights" in cfg.model.params:  # official backbone weights are not in the test machine's cache
             cfg.model.params["weights"] = "random"
-        est = _network(cfg, tmp_path, progress=False)  # network params, trainer options, augment steps
+        est = network_estimator(cfg, tmp_path, progress=False)  # network params, trainer options, augment steps
         assert est.network == cfg.model.name
 
 

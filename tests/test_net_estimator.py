@@ -275,3 +275,20 @@ def test_bad_copies_are_refused_before_training(copies, message):
     X, y = spectrograms(30)
     with pytest.raises(DataError, match=message):
         NetClassifier("cnn_small", trainer=FAST).fit(X, y, copies=copies)
+
+
+def test_groups_make_the_validation_hold_out_take_whole_groups():
+    X, y = spectrograms(40)
+    groups = np.array([f"{label}-{i % 4}" for i, label in enumerate(y)])  # 4 groups per class
+    clf = NetClassifier("cnn_small", trainer={**FAST, "epochs": 1}, seed=0, val_fraction=0.25).fit(X, y, groups=groups)
+    held, trained = set(groups[clf.val_index_]), set(np.delete(groups, clf.val_index_))
+    assert held and not held & trained  # no group straddles training and validation
+    assert set(y[clf.val_index_]) == set(y)  # stratified: every class validated
+    plain = NetClassifier("cnn_small", trainer={**FAST, "epochs": 1}, seed=0, val_fraction=0.25).fit(X, y)
+    assert set(groups[plain.val_index_]) & set(np.delete(groups, plain.val_index_))  # clip by clip: groups straddle
+    unique = NetClassifier("cnn_small", trainer={**FAST, "epochs": 1}, seed=0, val_fraction=0.25)
+    np.testing.assert_array_equal(unique.fit(X, y, groups=np.arange(40)).val_index_, plain.val_index_)
+    with pytest.raises(DataError, match=r"groups: expected one group per clip \(40\)"):
+        NetClassifier("cnn_small", trainer={**FAST, "epochs": 1}, val_fraction=0.25).fit(X, y, groups=groups[:5])
+    with pytest.raises(DataError, match="in 1 groups leaves no validation clip"):
+        NetClassifier("cnn_small", trainer={**FAST, "epochs": 1}, val_fraction=0.25).fit(X, y, groups=["one"] * 40)

@@ -190,3 +190,19 @@ def test_combinations_that_cannot_fit_a_small_fold_are_skipped_not_fatal():
                     else scores.iloc[-1])
     with pytest.raises(DataError, match="no parameter combination could be fitted"):
         grid_search(["knn"], X, y, folds=2, grids={"knn": {"n_neighbors": [9]}})
+
+
+def test_offline_copies_train_beside_their_original_and_are_never_scored():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = np.repeat(["a", "b"], 20)
+    source = np.repeat(np.arange(40), 2)  # two copies of every clip, appended after the originals
+    X_all, y_all = np.vstack([X, X[source] + 0.01]), np.concatenate([y, y[source]])
+    res = grid_search("logreg", X_all, y_all, folds=4, seed=0, copy_source=source)
+    assert len(res.splits) == 4
+    for tr, va in res.splits:
+        assert va.max() < 40  # only originals are validated
+        copies = tr[tr >= 40] - 40
+        assert set(source[copies]) == set(tr[tr < 40])  # every training original brings its copies, no other
+    with pytest.raises(DataError, match="copy_source"):
+        grid_search("logreg", X_all, y_all, folds=4, copy_source=source + 40)

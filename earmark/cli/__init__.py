@@ -11,6 +11,7 @@ from earmark.cli import compare, demo, evaluate, export, extract, features, pred
 from earmark.cli import plot, serve  # noqa: F401  (register `earmark plot` / `earmark serve`)
 from earmark.cli import weights  # noqa: F401  (register `earmark weights list` / `earmark weights fetch`)
 from earmark.cli import separate  # noqa: F401  (register `earmark separate`)
+from earmark.cli import tune  # noqa: F401  (register `earmark tune`)
 
 
 def main(argv: list[str] | None = None) -> int:

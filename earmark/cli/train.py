@@ -44,10 +44,12 @@ def train_command(
       train.schedule (cosine_restarts|cosine|plateau|onecycle|null), train.schedule_params,
       train.label_smoothing (0), train.early_stopping_patience, train.grad_clip, train.amp (true),
       train.balanced_sampling (false), train.augment (list of steps), train.mixup_alpha,
-      train.val_fraction (0), train.device (auto),
+      train.val_fraction (0), train.val_groups (false: whole groups of the manifest held out),
+      train.device (auto),
       train.ensemble.members (1; N trains N networks with seeds seed..seed+N-1, probabilities averaged),
       train.ensemble.jobs (1; members trained at once through the executor, 0 = all cores)
     Models: logreg, svm_linear, svm_rbf, svm_poly, rf, knn, mlp, and the networks above.
+    The tune section (tune.space, tune.pruner, ...) is read by `earmark tune` only (see its --help).
     """
     from rich.console import Console
 

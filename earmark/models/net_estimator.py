@@ -25,7 +25,7 @@ import math
 import numbers
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from torch.utils.data import Subset
 
 from earmark.augment import compose
 from earmark.data.feature_dataset import FeatureDataset, _check_frames, _check_seed
-from earmark.data.splits import stratified_split
+from earmark.data.splits import group_split, stratified_split
 from earmark.errors import ConfigError, DataError, NotFittedError
 from earmark.fsutil import atomic_path, atomic_write_text
 from earmark.models.nets import check_input, count_parameters, create_network
@@ -198,6 +198,9 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         folder removed after ``fit``.
     progress : bool, default False
         Show the trainer's progress bars.
+    on_epoch : callable, optional
+        Passed to the :class:`~earmark.train.trainer.Trainer`: ``on_epoch(history)`` after every
+        epoch (``earmark tune`` reports validation scores and prunes through it). Not saved.
 
     Attributes
     ----------
@@ -212,6 +215,8 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         copies of them given to ``fit``.
     best_epoch_ : int or None
         Epoch of the lowest validation loss (None without validation).
+    val_index_ : ndarray of int or None
+        Positions in ``X`` of the clips held out for validation (None without validation; not saved).
     input_shape_ : tuple of int
         The shape of one training item after the crop (what the network was checked on).
     options_ : TrainerOptions
@@ -221,7 +226,7 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, network: str = "cnn_small", network_params: dict | None = None, trainer: dict | None = None,
                  augment: list | None = None, mixup_alpha: float | None = None, frames: int | None = None,
                  val_fraction: float = 0.0, seed: int = 0, out_dir: str | os.PathLike | None = None,
-                 progress: bool = False, standardize: bool = True):
+                 progress: bool = False, standardize: bool = True, on_epoch: Callable | None = None):
         self.network = network
         self.network_params = network_params
         self.trainer = trainer
@@ -233,6 +238,7 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         self.out_dir = out_dir
         self.progress = progress
         self.standardize = standardize
+        self.on_epoch = on_epoch
 
     # ------------------------------------------------------------ parameter checks
 
@@ -287,7 +293,8 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------ fit
 
-    def fit(self, X: Any, y: Any, *, resume: bool = False, copies: tuple[Any, Any] | None = None) -> NetClassifier:
+    def fit(self, X: Any, y: Any, *, groups: Any = None, resume: bool = False,
+            copies: tuple[Any, Any] | None = None) -> NetClassifier:
         """Train a new network on ``X`` (clips) and ``y`` (labels).
 
         Parameters
@@ -296,6 +303,11 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
             Per-clip features, e.g. ``FeatureStore(...).load(manifest).arrays`` (memory-mapped).
         y : array-like, shape (n_clips,)
             Class labels (strings or integers).
+        groups : array-like, shape (n_clips,), optional
+            Group of each clip (instrument, voice, piece, artist). With ``val_fraction``, the
+            validation hold-out then takes whole groups (:func:`~earmark.data.splits.group_split`,
+            stratified by label), so ``val_acc`` and early stopping measure groups never trained on.
+            None, or every clip its own group: clips are held out one by one (stratified).
         resume : bool
             Continue from ``out_dir/checkpoint.pt`` (an interrupted run with the same data and
             options) instead of starting over; on CPU the result equals an unbroken run.
@@ -365,10 +377,18 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
 
         train_idx, val_idx = np.arange(len(items)), None
         if vf > 0:
-            split = stratified_split(y_int, {"train": 1.0 - float(vf), "val": float(vf)}, seed=seed)
+            fractions = {"train": 1.0 - float(vf), "val": float(vf)}
+            g = None if groups is None else np.asarray(groups)
+            if g is not None and (g.ndim != 1 or len(g) != len(items)):
+                raise DataError(f"groups: expected one group per clip ({len(items)}), got shape {g.shape}")
+            if g is not None and len(set(g.tolist())) < len(g):
+                split = group_split(y_int, g.astype(str), fractions, seed=seed)
+            else:
+                split = stratified_split(y_int, fractions, seed=seed)
             train_idx, val_idx = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
             if len(val_idx) == 0:
-                raise DataError(f"val_fraction={vf} of {len(items)} clips leaves no validation clip")
+                by = f" in {len(set(g.tolist()))} groups" if g is not None and len(set(g.tolist())) < len(g) else ""
+                raise DataError(f"val_fraction={vf} of {len(items)} clips{by} leaves no validation clip")
         def pick(idx: np.ndarray) -> list[Any]:
             return [items[i] for i in idx]  # views, nothing is read
         extra, extra_y = self._copies(copies, len(items), input_shape, frames, train_idx, y_int)
@@ -386,7 +406,7 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         try:
             out_dir = tmp.name if tmp is not None else self.out_dir
             trainer = Trainer(net, options, out_dir=out_dir, mixup=mixup, augment=augment,
-                              progress=bool(self.progress), n_classes=len(classes))
+                              progress=bool(self.progress), n_classes=len(classes), on_epoch=self.on_epoch)
             history = trainer.fit(train_set, val_set, resume=resume)
         finally:
             if tmp is not None:
@@ -398,6 +418,7 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         self.options_ = options
         self.history_ = [dict(r) for r in history.rows]
         self.n_train_ = len(train_set)
+        self.val_index_ = val_idx
         self.best_epoch_ = history.best_epoch
         return self
 
@@ -515,6 +536,7 @@ def save_net(path_dir: str | os.PathLike, est: NetClassifier) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     params = est.get_params(deep=False)
     params["out_dir"] = None  # a training folder on the machine that trained it
+    params["on_epoch"] = None  # a callback of the process that trained it
     if params["augment"] is not None:
         params["augment"] = compose(params["augment"], key="augment").to_config()
     if isinstance(params["trainer"], TrainerOptions):
@@ -624,6 +646,7 @@ def load_net(path_dir: str | os.PathLike) -> NetClassifier:
     est.input_shape_ = input_shape
     est.options_ = options
     est.history_ = [dict(r) for r in meta.get("history") or []]
+    est.val_index_ = None  # which clips validated is not saved
     est.best_epoch_ = meta.get("best_epoch")
     est.n_train_ = meta.get("n_train")
     return est

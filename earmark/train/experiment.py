@@ -89,6 +89,13 @@ def copy_features(cfg: ExperimentConfig, manifest: Manifest, ok: np.ndarray, *,
     return arrays, np.asarray(source, dtype=np.int64), failures
 
 
+def check_classes(cfg: ExperimentConfig, y: np.ndarray) -> None:
+    """DataError unless the train split's usable clips hold at least 2 classes."""
+    if len(set(y)) < 2:
+        raise DataError(f"{cfg.data.manifest}: split {cfg.data.train_split!r} has {len(set(y))} class(es) with usable "
+                        "audio; need at least 2")
+
+
 def write_failures(path: str | os.PathLike, failures: list[Failure]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
@@ -107,7 +114,7 @@ def train(cfg: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False
     manifest = Manifest.read(cfg.data.manifest)
     train_set = manifest.select(split=cfg.data.train_split)
     network = is_network(cfg)
-    estimator = _network(cfg, out, progress) if network else None
+    estimator = network_estimator(cfg, out, progress) if network else None
     if not network:
         _check_classical(cfg, train_set)
         if resume:
@@ -118,9 +125,11 @@ def train(cfg: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False
     cfg.save(out / CONFIG_FILE)
     arrays, ok, failures = clip_features(cfg, train_set, progress=progress)
     y = train_set.labels[ok]
-    if len(set(y)) < 2:
+    try:
+        check_classes(cfg, y)
+    except DataError:
         write_failures(out / "failures.csv", failures)
-        raise DataError(f"{cfg.data.manifest}: split {cfg.data.train_split!r} has {len(set(y))} class(es) with usable audio; need at least 2")
+        raise
     copies, source, copy_failures = copy_features(cfg, train_set, ok, progress=progress)
     write_failures(out / "failures.csv", failures + copy_failures)
     if network and cfg.train.ensemble.members > 1:
@@ -128,15 +137,14 @@ def train(cfg: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False
     elif network:
         from earmark.models.net_estimator import save_net
 
-        estimator.fit(arrays, y, resume=resume, copies=(copies, source) if copies else None)
+        estimator.fit(arrays, y, groups=train_set.groups[ok] if cfg.train.val_groups else None, resume=resume,
+                      copies=(copies, source) if copies else None)
         save_net(out / NET_DIR, estimator)
     else:
-        groups = train_set.groups[ok]
-        if copies:  # a copy stays in its original's cross-validation fold
-            if len(set(groups)) == len(groups):
-                groups = np.arange(len(groups))
-            arrays, y, groups = arrays + copies, np.concatenate([y, y[source]]), np.concatenate([groups, groups[source]])
-        _fit_classical(cfg, vectors(arrays, cfg.features.pool), y, groups, failures, out, n_copies=len(copies))
+        if copies:  # appended after the originals; they train in their original's folds, never scored
+            arrays, y = arrays + copies, np.concatenate([y, y[source]])
+        _fit_classical(cfg, vectors(arrays, cfg.features.pool), y, train_set.groups[ok], failures, out,
+                       copy_source=source if copies else None)
     if cfg.data.test_split and cfg.data.test_split in set(manifest.splits):
         from earmark.evaluate.evaluate import evaluate
 
@@ -147,7 +155,7 @@ def train(cfg: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False
     return out
 
 
-def _network(cfg: ExperimentConfig, out: str | os.PathLike, progress: bool) -> Any:
+def network_estimator(cfg: ExperimentConfig, out: str | os.PathLike, progress: bool) -> Any:
     """The (unfitted) NetClassifier of the config, its options validated eagerly."""
     from earmark.augment import compose
     from earmark.models.net_estimator import NetClassifier
@@ -182,9 +190,9 @@ def train_member(config: dict[str, Any], index: int, out: str, resume: bool = Fa
     copies, source, _ = copy_features(cfg, train_set, ok)  # the run's copies, made once for every member
     cfg.train.seed = cfg.train.seed + index
     folder = Path(out) / "members" / str(index)
-    estimator = _network(cfg, folder, progress=False)
-    estimator.fit(arrays, train_set.labels[ok], resume=resume and (folder / "checkpoint.pt").exists(),
-                  copies=(copies, source) if copies else None)
+    estimator = network_estimator(cfg, folder, progress=False)
+    estimator.fit(arrays, train_set.labels[ok], groups=train_set.groups[ok] if cfg.train.val_groups else None,
+                  resume=resume and (folder / "checkpoint.pt").exists(), copies=(copies, source) if copies else None)
     save_net(folder / NET_DIR, estimator)
     return str(folder / NET_DIR)
 
@@ -226,19 +234,20 @@ def _check_classical(cfg: ExperimentConfig, train_set: Manifest) -> None:
 
 
 def _fit_classical(cfg: ExperimentConfig, X: np.ndarray, y: np.ndarray, groups: np.ndarray,
-                   failures: list[Failure], out: Path, n_copies: int = 0) -> None:
+                   failures: list[Failure], out: Path, copy_source: np.ndarray | None = None) -> None:
     from earmark.models.classical import build_pipeline
     from earmark.models.persist import save_model
     from earmark.train.search import grid_search
 
     m, s = cfg.model, cfg.train.search
+    n_copies = 0 if copy_source is None else len(copy_source)
     meta: dict[str, Any] = {"labels": sorted(set(y)), "feature": cfg.features.name, "n_train": int(len(y)) - n_copies,
                             "n_copies": n_copies, "n_failed": len(failures)}
     if s.enabled:
         result = grid_search(
             m.name, X, y, groups=groups if len(set(groups)) < len(groups) else None, folds=s.folds,
             seed=cfg.train.seed, scoring=s.scoring, n_jobs=s.jobs, scaler=m.scaler, select_k=m.select_k,
-            pca=m.pca, grids=s.grid, params=m.params,
+            pca=m.pca, grids=s.grid, params=m.params, copy_source=copy_source,
         )
         model = result.best_estimator
         result.cv_results.to_csv(out / "cv_results.csv", index=False)

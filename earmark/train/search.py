@@ -283,6 +283,14 @@ def build_param_grid(
     return param_grid, model_name, searched
 
 
+def with_copies(splits: Any, copy_source: np.ndarray, n_originals: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(train, validation)`` rows of each fold of the originals, each training side extended by the
+    copies (rows ``n_originals + j``, ``copy_source[j]`` their original) whose original trains in it."""
+    splits = [(np.asarray(tr), np.asarray(va)) for tr, va in splits]
+    rows = n_originals + np.arange(len(copy_source))
+    return [(np.concatenate([tr, rows[np.isin(copy_source, tr)]]), va) for tr, va in splits]
+
+
 def grid_search(
     candidates: Sequence[str] | str,
     X: Any,
@@ -298,6 +306,7 @@ def grid_search(
     pca: float | int | None = None,
     grids: Mapping[str, Mapping[str, list]] | None = None,
     params: Mapping[str, Any] | None = None,
+    copy_source: Sequence[int] | None = None,
 ) -> SearchResult:
     """Cross-validated grid search over pipelines of one or several candidate models.
 
@@ -328,6 +337,10 @@ def grid_search(
         Fixed model parameters (config ``model.params``), not searched: either ``{param: value}``
         applied to every candidate (each must have the parameter), or ``{model: {param: value}}``
         when every key is a candidate name. A searched value of the same parameter wins.
+    copy_source : array-like of int, optional
+        The last ``len(copy_source)`` rows of ``X`` and ``y`` are augmented copies (``train.copies``)
+        of the rows given: the folds are made from the originals (``groups`` has one entry per
+        original), and each copy trains in the folds where its original trains and is never scored.
 
     Returns
     -------
@@ -355,10 +368,13 @@ def grid_search(
     if y_arr.ndim != 1:
         raise DataError(f"y: expected one label per clip, got shape {y_arr.shape}")
     X = _check_X(X, len(y_arr))
-    cv, cv_groups = make_cv(y_arr, groups=groups, folds=folds, seed=seed)
-
-    splits = [(np.asarray(tr), np.asarray(va))
-              for tr, va in cv.split(np.zeros((len(y_arr), 1)), y_arr, cv_groups)]
+    source = np.zeros(0, dtype=np.int64) if copy_source is None else np.asarray(copy_source, dtype=np.int64)
+    n = len(y_arr) - len(source)
+    if source.ndim != 1 or n < 1 or not np.all((source >= 0) & (source < n)):
+        raise DataError(f"copy_source: expected one index of an original row (0..{n - 1}) per copy, "
+                        f"got {len(source)} for {len(y_arr)} rows")
+    cv, cv_groups = make_cv(y_arr[:n], groups=groups, folds=folds, seed=seed)
+    splits = with_copies(cv.split(np.zeros((n, 1)), y_arr[:n], cv_groups), source, n)
     base = Pipeline([("scaler", "passthrough"), ("select", "passthrough"), ("pca", "passthrough"),
                      ("model", param_grid[0]["model"][0])])
     search = GridSearchCV(base, param_grid, scoring=scoring, cv=splits, n_jobs=n_jobs, refit=True,

@@ -88,6 +88,10 @@ class Trainer:
         Show a rich progress bar per epoch with loss and accuracy.
     n_classes : int, optional
         Needed only with ``mixup``; by default read from the model's output on one example.
+    on_epoch : callable, optional
+        ``on_epoch(history)`` after every epoch, once its checkpoint and ``history.csv`` are written
+        (``history.rows[-1]`` is the epoch just finished). An exception it raises stops training and
+        propagates out of ``fit`` (e.g. a tuning trial being pruned); the checkpoint stays.
 
     Attributes
     ----------
@@ -99,7 +103,7 @@ class Trainer:
 
     def __init__(self, model: nn.Module, options: TrainerOptions | None = None, *, out_dir: str | os.PathLike,
                  mixup: Callable | None = None, augment: Callable | None = None, progress: bool = True,
-                 n_classes: int | None = None):
+                 n_classes: int | None = None, on_epoch: Callable[[History], None] | None = None):
         self.model = model
         self.options = options if options is not None else TrainerOptions()
         self.out_dir = Path(out_dir)
@@ -107,6 +111,7 @@ class Trainer:
         self.augment = augment
         self.progress = progress
         self.n_classes = n_classes
+        self.on_epoch = on_epoch
         self._saved_epoch: int | None = None
 
     @property
@@ -232,6 +237,8 @@ class Trainer:
                 "bad_epochs": bad_epochs, "history": history.to_state(), "rng": capture_rng_state(gens)})
             self._saved_epoch = epoch + 1
             history.to_csv(self.history_path)
+            if self.on_epoch is not None:
+                self.on_epoch(history)
         if opts.early_stopping_patience is not None and history.best_epoch is not None:
             model.load_state_dict(load_checkpoint(self.best_path))
         self.history_ = history
