@@ -53,6 +53,8 @@ class DataConfig(_Section):
     manifest: Path = Field(description="Manifest CSV/JSONL; relative paths are relative to the config file.")
     train_split: str = Field("train", description="Split the model is fitted on (cross-validated by the search).")
     test_split: Optional[str] = Field("test", description="Split evaluated after training, if the manifest has it.")
+    val_split: Optional[str] = Field(None, description="Networks: split to validate on (val_loss, early stopping, tune) "
+                                                       "instead of train.val_fraction, e.g. a dataset's official 'val'.")
 
 
 class SeparateConfig(_Section):

@@ -292,3 +292,22 @@ def test_groups_make_the_validation_hold_out_take_whole_groups():
         NetClassifier("cnn_small", trainer={**FAST, "epochs": 1}, val_fraction=0.25).fit(X, y, groups=groups[:5])
     with pytest.raises(DataError, match="in 1 groups leaves no validation clip"):
         NetClassifier("cnn_small", trainer={**FAST, "epochs": 1}, val_fraction=0.25).fit(X, y, groups=["one"] * 40)
+
+
+def test_validation_data_replaces_the_hold_out():
+    X, y = spectrograms(36)
+    X_val, y_val = spectrograms(12, seed=5)
+    clf = NetClassifier("cnn_small", trainer={**FAST, "epochs": 1}, seed=0).fit(X, y, validation_data=(X_val, y_val))
+    assert clf.n_train_ == 36 and clf.val_index_ is None  # every clip trains
+    # the epoch's validation scores are those of the trained network on the given clips
+    assert clf.history_[0]["val_acc"] == pytest.approx(float(np.mean(clf.predict(X_val) == y_val)))
+    assert clf.best_epoch_ == 1
+
+    with pytest.raises(ConfigError, match="validation_data: given with val_fraction=0.2"):
+        NetClassifier("cnn_small", trainer=FAST, val_fraction=0.2).fit(X, y, validation_data=(X_val, y_val))
+    with pytest.raises(DataError, match=r"validation_data: label\(s\) \['oboe'\] are not among the training classes"):
+        NetClassifier("cnn_small", trainer=FAST).fit(X, y, validation_data=(X_val, np.where(y_val == "bass", "oboe", y_val)))
+    with pytest.raises(DataError, match=r"validation_data X\[0\]: shape \(40, 8\) does not match the training clips' \(40, 16\)"):
+        NetClassifier("cnn_small", trainer=FAST).fit(X, y, validation_data=(X_val[:, :, :8], y_val))
+    with pytest.raises(DataError, match="validation_data: 12 clips but labels of shape"):
+        NetClassifier("cnn_small", trainer=FAST).fit(X, y, validation_data=(X_val, y_val[:3]))

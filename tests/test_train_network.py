@@ -190,3 +190,33 @@ def test_ensemble_members_train_as_executor_jobs_and_are_averaged(tmp_path, demo
     long = synth_note("struck", sr=16000, duration=2.0, rng=np.random.default_rng(9))
     sf.write(tmp_path / "x.wav", long, 16000)
     assert main(["predict", str(run), str(tmp_path / "x.wav"), "--out", str(tmp_path / "p.csv")]) == 0
+
+
+def test_a_validation_split_of_the_manifest_validates_the_network(tmp_path, demo, capsys):
+    import pandas as pd
+
+    df = pd.read_csv(demo)
+    train_rows = np.flatnonzero(df["split"] == "train")
+    df.loc[train_rows[::4], "split"] = "val"  # every 4th training clip becomes the validation split
+    manifest = demo.parent / "with-val.csv"
+    df.to_csv(manifest, index=False)
+    cfg = _config(tmp_path, manifest, data={"val_split": "val"}, train={"epochs": 2, "val_fraction": 0.0})
+    assert main(["train", str(cfg), "--out", str(tmp_path / "net"), "--no-progress"]) == 0
+    net = json.loads((tmp_path / "net" / "net" / "net.json").read_text())
+    assert net["n_train"] == int((df["split"] == "train").sum())  # no clip of the train split held out
+    history = list(csv.DictReader(open(tmp_path / "net" / "history.csv")))
+    assert len(history) == 2 and all(0.0 <= float(r["val_acc"]) <= 1.0 for r in history)
+    # the best epoch's weights by the validation split, evaluated on the test split
+    assert json.loads((tmp_path / "net" / "metrics.json").read_text())["split"] == "test"
+
+    no_fraction = {"val_fraction": 0.0}
+    bad = [({"data": {"val_split": "dev"}, "train": no_fraction}, 1, "data.val_split 'dev' is not a split of the manifest"),
+           ({"data": {"val_split": "test"}, "train": no_fraction}, 2, "data.val_split: must differ from data.test_split"),
+           ({"data": {"val_split": "val"}, "train": {"val_fraction": 0.2}}, 2, "validate on one or the other"),
+           ({"data": {"val_split": "val"}, "features": {"name": "mfcc", "frames": None}, "model": {"name": "logreg"}},
+            2, "data.val_split: classical models are cross-validated")]
+    for i, (sections, code, message) in enumerate(bad):
+        (tmp_path / f"b{i}").mkdir()
+        cfg = _config(tmp_path / f"b{i}", manifest, **sections)
+        assert main(["train", str(cfg), "--out", str(tmp_path / f"bad{i}"), "--no-progress"]) == code, message
+        assert message in capsys.readouterr().err

@@ -321,6 +321,24 @@ def test_network_study_keeps_each_trials_history_and_drops_its_weights(tmp_path,
     assert best.model.params["dropout"] == float(best_row["model.params.dropout"])
 
 
+def test_network_trials_validate_on_the_manifests_validation_split(tmp_path, demo, capsys):
+    import pandas as pd
+
+    df = pd.read_csv(demo)
+    df.loc[np.flatnonzero(df["split"] == "train")[::4], "split"] = "val"
+    manifest = tmp_path / "with-val.csv"
+    df.assign(path=[str(demo.parent / p) for p in df["path"]]).to_csv(manifest, index=False)
+    cfg = _config(tmp_path, manifest, data={"val_split": "val"}, train={"val_fraction": 0.0})
+    out = tmp_path / "study"
+    assert _tune(cfg, out, 2) == 0
+    for r in _rows(out):
+        assert r["state"] in ("complete", "pruned") and _history(out, int(r["number"]))[0]["val_acc"] != ""
+    # a validation split and a validation fraction at once: refused before any trial
+    both = _config(tmp_path, manifest, name="both.yaml", data={"val_split": "val"})
+    assert _tune(both, tmp_path / "both", 2) == 2
+    assert "validate on one or the other" in capsys.readouterr().err and not (tmp_path / "both" / TRIALS_FILE).exists()
+
+
 def test_network_study_by_validation_loss_minimises(tmp_path, demo):
     cfg = _config(tmp_path, demo, tune={"metric": "val_loss", "pruner": "none"})
     out = tmp_path / "study"

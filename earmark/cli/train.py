@@ -30,7 +30,8 @@ def train_command(
 
     \b
     Config keys (every one has a default except data.manifest):
-      data.manifest, data.train_split (train), data.test_split (test)
+      data.manifest, data.train_split (train), data.test_split (test),
+        data.val_split (null; networks: validate on this split, e.g. FMA's official val)
       audio.separate (null | {method: repet|demucs|spleeter, params, stem: vocals|accompaniment})
       features.name (stats518), features.params ({}), features.pool (mean, std), features.store, features.jobs (0)
       model.name (svm_rbf, or a list of candidates), model.params, model.scaler (standard|robust|null),

@@ -24,12 +24,13 @@ def tune_command(
     """Search hyperparameters: Optuna trials over the config's tune.space.
 
     Each trial is the experiment of CONFIG with some keys changed, scored
-    without touching the test split. A network trains on the train split
-    less a validation hold-out (train.val_fraction; 0.2 when 0) and reports
-    its validation score after every epoch, so Hyperband stops unpromising
-    trials early; a classical model is cross-validated (train.search.folds,
-    train.search.scoring). The best trial's config goes to OUT/best.yaml:
-    `earmark train OUT/best.yaml --out RUN` trains it on the train split.
+    without touching the test split. A network validates on data.val_split
+    or else on a hold-out of the train split (train.val_fraction; 0.2 when
+    0) and reports its validation score after every epoch, so Hyperband
+    stops unpromising trials early; a classical model is cross-validated
+    (train.search.folds, train.search.scoring). The best trial's config
+    goes to OUT/best.yaml: `earmark train OUT/best.yaml --out RUN` trains
+    it on the train split.
     Rerun the same command to continue a study; a trial cut off by a kill
     goes on from its last checkpoint.
 

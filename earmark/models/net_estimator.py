@@ -294,7 +294,7 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------ fit
 
     def fit(self, X: Any, y: Any, *, groups: Any = None, resume: bool = False,
-            copies: tuple[Any, Any] | None = None) -> NetClassifier:
+            copies: tuple[Any, Any] | None = None, validation_data: tuple[Any, Any] | None = None) -> NetClassifier:
         """Train a new network on ``X`` (clips) and ``y`` (labels).
 
         Parameters
@@ -316,6 +316,10 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
             the index of its original in ``X``. A copy takes its original's label and is trained on
             only when its original is: copies of validation clips are left out (no leak into
             ``val_loss``), and the input statistics come from the originals.
+        validation_data : (X_val, y_val), optional
+            Clips to validate on instead of a ``val_fraction`` of ``X`` (e.g. a dataset's official
+            validation split): ``val_loss`` / ``val_acc``, early stopping and the best epoch use
+            them. Their labels must be among ``y``'s; ``val_fraction`` must then be 0.
 
         Returns
         -------
@@ -376,6 +380,10 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         check_input(net, input_shape)  # before training: a too-small input fails here, with the shapes
 
         train_idx, val_idx = np.arange(len(items)), None
+        val_items, val_y = self._validation_data(validation_data, classes, input_shape, frames)
+        if val_items is not None and vf > 0:
+            raise ConfigError(f"validation_data: given with val_fraction={vf}; validate on one or the other "
+                              "(set val_fraction to 0)")
         if vf > 0:
             fractions = {"train": 1.0 - float(vf), "val": float(vf)}
             g = None if groups is None else np.asarray(groups)
@@ -399,6 +407,8 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
             net = Standardized(net, *_input_statistics(center, self.network))
         val_set = None if val_idx is None else FeatureDataset(pick(val_idx), y_int[val_idx], frames=frames,
                                                               crop="center", seed=seed)
+        if val_items is not None:
+            val_set = FeatureDataset(val_items, val_y, frames=frames, crop="center", seed=seed)
 
         if resume and self.out_dir is None:
             raise ConfigError("resume: needs out_dir, the folder holding checkpoint.pt")
@@ -421,6 +431,30 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         self.val_index_ = val_idx
         self.best_epoch_ = history.best_epoch
         return self
+
+    @staticmethod
+    def _validation_data(data: Any, classes: np.ndarray, input_shape: tuple[int, ...],
+                         frames: int | None) -> tuple[list[Any] | None, np.ndarray | None]:
+        """``validation_data``'s items and integer labels, checked against the training clips."""
+        if data is None:
+            return None, None
+        if not isinstance(data, (tuple, list)) or len(data) != 2:
+            raise DataError("validation_data: expected (X_val, y_val)")
+        items = _as_items(data[0], "validation_data X")
+        labels = np.asarray(data[1].detach().cpu().numpy() if isinstance(data[1], torch.Tensor) else data[1])
+        if labels.ndim != 1 or len(labels) != len(items) or not len(items):
+            raise DataError(f"validation_data: {len(items)} clips but labels of shape {labels.shape}")
+        unseen = sorted({str(v) for v in labels.tolist()} - {str(c) for c in classes.tolist()})
+        if unseen:
+            raise DataError(f"validation_data: label(s) {unseen[:5]} are not among the training classes {classes.tolist()}")
+        _check_values(items, "validation_data X")
+        ds = FeatureDataset(items, frames=frames, crop="center", seed=0)
+        for shape, idx in _shape_groups(ds).items():
+            if shape != tuple(input_shape):
+                raise DataError(f"validation_data X[{idx[0]}]: shape {shape} does not match the training clips' "
+                                f"{tuple(input_shape)}")
+        lookup = {str(c): i for i, c in enumerate(classes.tolist())}
+        return list(items), np.array([lookup[str(v)] for v in labels.tolist()], dtype=np.int64)
 
     @staticmethod
     def _copies(copies: Any, n: int, input_shape: tuple[int, ...], frames: int | None, train_idx: np.ndarray,

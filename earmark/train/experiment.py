@@ -51,6 +51,29 @@ def clip_features(cfg: ExperimentConfig, manifest: Manifest, *, progress: bool =
     return [a for a in table.arrays if a is not None], table.present(), report.failures
 
 
+def validation_data(cfg: ExperimentConfig, manifest: Manifest, *,
+                    progress: bool = False) -> tuple[tuple[list[np.ndarray], np.ndarray] | None, list[Failure]]:
+    """``((arrays, labels), failures)`` of the clips of ``data.val_split`` (networks validate on them),
+    or ``(None, [])`` without one.
+
+    Raises
+    ------
+    DataError
+        The manifest has no such split, or none of its clips has usable audio.
+    """
+    name = cfg.data.val_split
+    if name is None:
+        return None, []
+    if name not in set(manifest.splits):
+        raise DataError(f"{cfg.data.manifest}: data.val_split {name!r} is not a split of the manifest "
+                        f"(it has {sorted(set(manifest.splits))})")
+    val_set = manifest.select(split=name)
+    arrays, ok, failures = clip_features(cfg, val_set, progress=progress)
+    if not arrays:
+        raise DataError(f"{cfg.data.manifest}: split {name!r} (data.val_split) has no clip with usable audio")
+    return (arrays, val_set.labels[ok]), failures
+
+
 def copy_features(cfg: ExperimentConfig, manifest: Manifest, ok: np.ndarray, *,
                   progress: bool = False) -> tuple[list[np.ndarray], np.ndarray, list[Failure]]:
     """The offline augmented copies (``train.copies``) of the clips that have features (``ok``).
@@ -116,6 +139,7 @@ def train(cfg: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False
     network = is_network(cfg)
     estimator = network_estimator(cfg, out, progress) if network else None
     if not network:
+        check_val_split(cfg)
         _check_classical(cfg, train_set)
         if resume:
             raise ConfigError("--resume continues a network's training; a classical run is simply trained again "
@@ -124,6 +148,8 @@ def train(cfg: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / CONFIG_FILE)
     arrays, ok, failures = clip_features(cfg, train_set, progress=progress)
+    val, val_failures = validation_data(cfg, manifest, progress=progress)
+    failures = failures + val_failures
     y = train_set.labels[ok]
     try:
         check_classes(cfg, y)
@@ -138,7 +164,7 @@ def train(cfg: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False
         from earmark.models.net_estimator import save_net
 
         estimator.fit(arrays, y, groups=train_set.groups[ok] if cfg.train.val_groups else None, resume=resume,
-                      copies=(copies, source) if copies else None)
+                      copies=(copies, source) if copies else None, validation_data=val)
         save_net(out / NET_DIR, estimator)
     else:
         if copies:  # appended after the originals; they train in their original's folds, never scored
@@ -155,6 +181,22 @@ def train(cfg: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False
     return out
 
 
+def check_val_split(cfg: ExperimentConfig) -> None:
+    """ConfigError for a ``data.val_split`` that cannot be used as given."""
+    d = cfg.data
+    if d.val_split is None:
+        return
+    if not is_network(cfg):
+        raise ConfigError(f"data.val_split: classical models are cross-validated on the train split; val_split is for "
+                          f"networks, got {d.val_split!r} with model.name {cfg.model.name!r}")
+    if d.val_split in (d.train_split, d.test_split):
+        which = "train_split" if d.val_split == d.train_split else "test_split (choosing epochs on the test set biases it)"
+        raise ConfigError(f"data.val_split: must differ from data.{which}, got {d.val_split!r}")
+    if cfg.train.val_fraction > 0:
+        raise ConfigError(f"data.val_split ({d.val_split!r}) and train.val_fraction ({cfg.train.val_fraction}): "
+                          "validate on one or the other")
+
+
 def network_estimator(cfg: ExperimentConfig, out: str | os.PathLike, progress: bool) -> Any:
     """The (unfitted) NetClassifier of the config, its options validated eagerly."""
     from earmark.augment import compose
@@ -163,6 +205,7 @@ def network_estimator(cfg: ExperimentConfig, out: str | os.PathLike, progress: b
     from earmark.train.options import TrainerOptions
 
     t = cfg.train
+    check_val_split(cfg)
     if cfg.model.scaler not in ("standard", None):
         raise ConfigError(f"model.scaler: networks standardise their inputs ('standard') or not (null), got {cfg.model.scaler!r}")
     TrainerOptions.from_dict(t.trainer_options())  # train.lr: must be > 0, ...
@@ -185,14 +228,17 @@ def train_member(config: dict[str, Any], index: int, out: str, resume: bool = Fa
     from earmark.models.net_estimator import save_net
 
     cfg = validate_config(config)
-    train_set = Manifest.read(cfg.data.manifest).select(split=cfg.data.train_split)
+    manifest = Manifest.read(cfg.data.manifest)
+    train_set = manifest.select(split=cfg.data.train_split)
     arrays, ok, _ = clip_features(cfg, train_set)
+    val, _ = validation_data(cfg, manifest)
     copies, source, _ = copy_features(cfg, train_set, ok)  # the run's copies, made once for every member
     cfg.train.seed = cfg.train.seed + index
     folder = Path(out) / "members" / str(index)
     estimator = network_estimator(cfg, folder, progress=False)
     estimator.fit(arrays, train_set.labels[ok], groups=train_set.groups[ok] if cfg.train.val_groups else None,
-                  resume=resume and (folder / "checkpoint.pt").exists(), copies=(copies, source) if copies else None)
+                  resume=resume and (folder / "checkpoint.pt").exists(), copies=(copies, source) if copies else None,
+                  validation_data=val)
     save_net(folder / NET_DIR, estimator)
     return str(folder / NET_DIR)
 

@@ -3,10 +3,10 @@
 The config's ``tune`` section says what to search. Every trial is the experiment the config describes
 with some keys changed, fitted on the train split and scored without touching the test split:
 
-* a network on a validation hold-out of the train split (``train.val_fraction``; 0.2 when the config
-  says 0), reported after every epoch so that the pruner (Hyperband by default, as the FMA study
-  searched) stops unpromising trials early; the trial's value is its best epoch's ``val_acc`` (or
-  lowest ``val_loss`` with ``tune.metric: val_loss``);
+* a network on ``data.val_split`` when the config names one, else on a validation hold-out of the
+  train split (``train.val_fraction``; 0.2 when the config says 0), reported after every epoch so that
+  the pruner (Hyperband by default, as the FMA study searched) stops unpromising trials early; the
+  trial's value is its best epoch's ``val_acc`` (or lowest ``val_loss`` with ``tune.metric: val_loss``);
 * a classical model by the same stratified, group-aware k-fold cross-validation as the grid search
   (``train.search.folds``, ``train.search.scoring``), reported after every fold.
 
@@ -206,12 +206,13 @@ def _check_experiment(cfg: ExperimentConfig) -> None:
     import tempfile
 
     from earmark.models.classical import build_pipeline
-    from earmark.train.experiment import is_network, network_estimator
+    from earmark.train.experiment import check_val_split, is_network, network_estimator
 
     if is_network(cfg):
         with tempfile.TemporaryDirectory(prefix="earmark-tune-") as tmp:
             network_estimator(cfg, tmp, progress=False)  # network params, trainer options, augment steps
         return
+    check_val_split(cfg)
     if not isinstance(cfg.model.name, str):
         raise ConfigError(f"model.name: tune fits one classical model per trial; put the candidates in "
                           f"tune.space (model.name: {cfg.model.name!r}), got a list")
@@ -337,6 +338,8 @@ def tune(raw: Mapping[str, Any], out: str | os.PathLike, *, trials: int, storage
 
     data = _TrialData(progress)
     data.get(cfg)  # a data problem stops here, before the first trial
+    if network:
+        data.validation(cfg)
     start, ran, failures_in_a_row = time.monotonic(), 0, 0
     while _finished(study) < trials:
         if timeout is not None and time.monotonic() - start > timeout:
@@ -519,6 +522,17 @@ class _TrialData:
             self._cache[key] = (arrays, y, train_set.groups[ok], (copies, source) if copies else None)
         return self._cache[key]
 
+    def validation(self, cfg: ExperimentConfig) -> tuple[list[np.ndarray], np.ndarray] | None:
+        """``(arrays, labels)`` of ``data.val_split`` (None without one)."""
+        from earmark.data import Manifest
+        from earmark.train.experiment import validation_data
+
+        key = json.dumps(["val", cfg.data.model_dump(mode="json"), cfg.audio.model_dump(mode="json"),
+                          cfg.features.model_dump(mode="json")], sort_keys=True)
+        if key not in self._cache:
+            self._cache[key] = validation_data(cfg, Manifest.read(cfg.data.manifest), progress=self.progress)[0]
+        return self._cache[key]
+
 
 def _trial_folder(number: int) -> str:
     return f"{number:04d}"
@@ -549,9 +563,12 @@ def _network_trial(trial: Any, cfg: ExperimentConfig, out: Path, metric: str, di
             raise optuna.TrialPruned(f"pruned after epoch {history.rows[-1]['epoch']}")
 
     arrays, y, groups, copies = data.get(cfg)
+    val = data.validation(cfg)
     est = network_estimator(cfg, folder, data.progress)
-    est.set_params(val_fraction=cfg.train.val_fraction or DEFAULT_VAL_FRACTION, on_epoch=report)
-    est.fit(arrays, y, groups=groups if cfg.train.val_groups else None, resume=resume, copies=copies)
+    est.set_params(val_fraction=0.0 if val is not None else cfg.train.val_fraction or DEFAULT_VAL_FRACTION,
+                   on_epoch=report)
+    est.fit(arrays, y, groups=groups if cfg.train.val_groups else None, resume=resume, copies=copies,
+            validation_data=val)
     scores = [float(r[metric]) for r in est.history_]
     trial.set_user_attr("epochs", len(scores))
     return max(scores) if direction == "maximize" else min(scores)
