@@ -18,20 +18,9 @@ from earmark.features.extract import extract
 from earmark.features.store import FeatureStore
 from earmark.models import count_params
 from earmark.models.net_estimator import NetClassifier, load_net, save_net
-from tests.conftest import music_like
+from tests.conftest import music_like, spectrograms
 
 FAST = {"epochs": 3, "lr": 3e-3, "batch_size": 16, "device": "cpu"}
-BANDS = (slice(0, 5), slice(5, 10), slice(10, 16))
-
-
-def spectrograms(n: int = 48, *, seed: int = 0, frames: int = 40, bins: int = 16):
-    """3 classes of noisy (frames, bins) 'spectrograms' whose energy sits in different bins."""
-    rng = np.random.default_rng(seed)
-    y = np.array(["bass", "brass", "flute"])[np.arange(n) % 3]
-    X = rng.normal(0.0, 1.0, (n, frames, bins)).astype(np.float32)
-    for i in range(n):
-        X[i, :, BANDS[i % 3]] += 2.0
-    return X, y
 
 
 @pytest.fixture(scope="module")

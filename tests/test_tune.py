@@ -34,6 +34,7 @@ from earmark.train.tune import (
     parse_space,
     tune,
 )
+from tests.conftest import spectrograms
 
 
 @pytest.fixture(scope="module")
@@ -470,22 +471,12 @@ def test_kill_9_in_a_trial_then_rerun_continues_it_from_its_checkpoint(tmp_path,
 # ---------------------------------------------------------------- the on_epoch hook
 
 
-def _spectrograms(n: int = 36, seed: int = 0):
-    """3 classes of noisy (40, 16) 'spectrograms' whose energy sits in different bands."""
-    rng = np.random.default_rng(seed)
-    y = np.array(["bass", "brass", "flute"])[np.arange(n) % 3]
-    X = rng.normal(0.0, 1.0, (n, 40, 16)).astype(np.float32)
-    for i in range(n):
-        X[i, :, 5 * (i % 3): 5 * (i % 3) + 5] += 2.0
-    return X, y
-
-
 class _Stop(Exception):
     pass
 
 
 def test_on_epoch_sees_every_epoch_and_its_exception_stops_fit(tmp_path):
-    X, y = _spectrograms()
+    X, y = spectrograms(36)
     trainer = {"epochs": 3, "lr": 3e-3, "batch_size": 16, "device": "cpu"}
     calls = []
 
