@@ -52,16 +52,18 @@ def tune_command(
     OUT/best.yaml and OUT/trials/<n>/history.csv.
     """
     from rich.console import Console
+    from rich.markup import escape
 
     from earmark.config import read_config
     from earmark.errors import ConfigError
-    from earmark.train.tune import BEST_FILE, TRIALS_FILE, tune
+    from earmark.train.tune import BEST_FILE, TRIALS_FILE, parse_space, trial_values, tune
 
     console = Console()
     raw = read_config(config, set_)
     out = out if out is not None else config.with_name(config.stem + "-tune")
 
-    def show(study, t) -> None:
+    def show(study, t) -> None:  # called once tune() has checked the space
+        dims = parse_space(raw["tune"]["space"])
         if t.state.name == "COMPLETE":
             best = " (best so far)" if study.best_trial.number == t.number else ""
             what = f"{t.value:.4f}{best}"
@@ -69,8 +71,8 @@ def tune_command(
             what = t.state.name.lower() + (": " + t.user_attrs.get("pruned", "") if "pruned" in t.user_attrs else "")
             if "error" in t.user_attrs:
                 what += f": {t.user_attrs['error']}"
-        params = ", ".join(f"{k}={v!r}" for k, v in t.params.items())
-        console.print(f"trial {t.number}: {what} [dim]{params}[/]", highlight=False, soft_wrap=True)
+        params = ", ".join(f"{k}={v!r}" for k, v in trial_values(t, dims).items())
+        console.print(f"trial {t.number}: {escape(what)} [dim]{escape(params)}[/]", highlight=False, soft_wrap=True)
 
     try:
         result = tune(raw, out, trials=trials, storage=storage, study_name=study_name, timeout=timeout,

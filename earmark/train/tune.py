@@ -612,7 +612,8 @@ def _drop_checkpoints(folder: Path) -> None:
 # ----------------------------------------------------------------------------- outputs
 
 
-def _params(t: Any, dims: list[Dimension]) -> dict[str, Any]:
+def trial_values(t: Any, dims: list[Dimension]) -> dict[str, Any]:
+    """The config values a trial (an Optuna trial or frozen trial) chose, by key path."""
     by_key = {d.key: d for d in dims}
     return {k: by_key[k].value(v) if k in by_key else v for k, v in t.params.items()}
 
@@ -628,7 +629,7 @@ def _write_outputs(study: Any, dims: list[Dimension], raw: Mapping[str, Any], ba
         w = csv.writer(fh)
         w.writerow(["number", "state", "value", *[d.key for d in dims], "epochs", "seconds", "retry_of", "note"])
         for t in trials:
-            params = _params(t, dims)
+            params = trial_values(t, dims)
             pruned = t.user_attrs.get("pruned")
             if pruned and t.intermediate_values:
                 pruned += f" (score {t.intermediate_values[max(t.intermediate_values)]:.4g})"
@@ -640,7 +641,7 @@ def _write_outputs(study: Any, dims: list[Dimension], raw: Mapping[str, Any], ba
                         *[_cell(params.get(d.key, "")) for d in dims], t.user_attrs.get("epochs", ""),
                         t.user_attrs.get("seconds", ""), t.user_attrs.get("retry_of", ""), note])
     if any(t.state == TrialState.COMPLETE for t in trials):
-        best = trial_config(raw, _params(study.best_trial, dims), base=base)
+        best = trial_config(raw, trial_values(study.best_trial, dims), base=base)
         if not network:  # the trial cross-validated these parameters; training must not search a grid again
             best.train.search.enabled = False
         best.save(out / BEST_FILE)
@@ -658,5 +659,5 @@ def _result(study: Any, dims: list[Dimension], out: Path, url: str, direction: s
               for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
     complete = counts["complete"] > 0
     return TuneResult(out=out, storage=url, best_value=study.best_value if complete else None,
-                      best_params=_params(study.best_trial, dims) if complete else {},
+                      best_params=trial_values(study.best_trial, dims) if complete else {},
                       best_config=out / BEST_FILE if complete else None, direction=direction, counts=counts, ran=ran)
