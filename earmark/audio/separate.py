@@ -43,6 +43,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from earmark.checks import is_int, is_number
 from earmark.errors import ConfigError, DataError, EarmarkError
 from earmark.registry import Registry
 
@@ -199,7 +200,7 @@ def check_separation(settings: Any, *, key: str = "audio.separate", backend: boo
     if unknown:
         raise ConfigError(f"{key}.params.{unknown[0]}: unknown parameter of {method!r}; known: {', '.join(defaults)}")
     for name, value in params.items():  # 1 and 1.0 are one setting (and one cache key)
-        if isinstance(defaults[name], float) and _is_int(value):
+        if isinstance(defaults[name], float) and is_int(value):
             params[name] = float(value)
     params = {**defaults, **params}
     problems = [(k, m) for k, m in sep.check(params) if backend or k]
@@ -228,27 +229,19 @@ def apply_separation(y: np.ndarray, sr: int, settings: dict[str, Any] | None) ->
 
 # --------------------------------------------------------------------------- REPET-SIM
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _check_repet(p: dict[str, Any]) -> list[tuple[str, str]]:
     problems = []
     for key in ("n_fft", "hop_length", "k"):
-        if p[key] is not None and not (_is_int(p[key]) and p[key] >= 1):
+        if p[key] is not None and not (is_int(p[key]) and p[key] >= 1):
             problems.append((key, f"must be a positive integer or null, got {p[key]!r}"))
-    if not (_is_int(p["hpss_kernel"]) and p["hpss_kernel"] >= 1 and p["hpss_kernel"] % 2):
+    if not (is_int(p["hpss_kernel"]) and p["hpss_kernel"] >= 1 and p["hpss_kernel"] % 2):
         problems.append(("hpss_kernel", f"must be an odd positive integer, got {p['hpss_kernel']!r}"))
     for key in ("width", "margin_v", "fmin"):
-        if not (_is_number(p[key]) and p[key] >= 0):
+        if not (is_number(p[key]) and p[key] >= 0):
             problems.append((key, f"must be a number >= 0, got {p[key]!r}"))
-    if not (_is_number(p["power"]) and p["power"] > 0):
+    if not (is_number(p["power"]) and p["power"] > 0):
         problems.append(("power", f"must be a number > 0, got {p['power']!r}"))
-    if not (_is_number(p["max_width_fraction"]) and 0 < p["max_width_fraction"] <= 0.5):
+    if not (is_number(p["max_width_fraction"]) and 0 < p["max_width_fraction"] <= 0.5):
         problems.append(("max_width_fraction", f"must be in (0, 0.5], got {p['max_width_fraction']!r}"))
     if p["hpss"] not in ("none", "before", "after"):
         problems.append(("hpss", f"must be 'none', 'before' or 'after', got {p['hpss']!r}"))
@@ -359,9 +352,9 @@ def _back(y: np.ndarray, rate: int, sr: int, n: int) -> np.ndarray:
 
 def _check_demucs(p: dict[str, Any]) -> list[tuple[str, str]]:
     problems = _not_installed("demucs")
-    if not (_is_int(p["shifts"]) and p["shifts"] >= 0):
+    if not (is_int(p["shifts"]) and p["shifts"] >= 0):
         problems.append(("shifts", f"must be an integer >= 0, got {p['shifts']!r}"))
-    if not (_is_number(p["overlap"]) and 0 <= p["overlap"] < 1):
+    if not (is_number(p["overlap"]) and 0 <= p["overlap"] < 1):
         problems.append(("overlap", f"must be in [0, 1), got {p['overlap']!r}"))
     return problems
 
@@ -584,7 +577,7 @@ def separate_files(
 
     t0 = time.perf_counter()
     settings = check_separation({"method": method, "params": params or {}}, key="separate")
-    if sr is not None and not (_is_int(sr) and sr > 0):
+    if sr is not None and not (is_int(sr) and sr > 0):
         raise ConfigError(f"separate: sr must be a positive integer (Hz) or None, got {sr!r}")
     if subtype not in ("PCM_16", "PCM_24", "FLOAT"):
         raise ConfigError(f"separate: subtype must be PCM_16, PCM_24 or FLOAT, got {subtype!r}")

@@ -40,7 +40,6 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import math
 import numbers
 import os
 import shutil
@@ -52,6 +51,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from earmark.checks import is_int, is_number
 from earmark.config import ExperimentConfig, set_key, validate_config
 from earmark.errors import ConfigError, DataError, EarmarkError
 from earmark.fsutil import atomic_path
@@ -113,14 +113,6 @@ class Dimension:
         return list(self.choices) if self.kind == "choice" else [self.low, self.high]
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
 def parse_space(space: Any) -> list[Dimension]:
     """Check ``tune.space`` and return its dimensions, in the order given.
 
@@ -154,7 +146,7 @@ def parse_space(space: Any) -> list[Dimension]:
             what = f"unknown key(s) {sorted(map(str, unknown))}" if unknown else f"missing {sorted({'low', 'high'} - set(spec))}"
             raise ConfigError(f"{where}: expected {{low, high[, log][, step]}} or {{choices: [...]}}, {what}")
         low, high, log, step = spec["low"], spec["high"], spec.get("log", False), spec.get("step")
-        if not (_is_number(low) and _is_number(high)):
+        if not (is_number(low) and is_number(high)):
             raise ConfigError(f"{where}: low and high must be numbers, got low={low!r}, high={high!r}")
         if not low < high:
             raise ConfigError(f"{where}: low must be < high, got low={low!r}, high={high!r}")
@@ -162,11 +154,11 @@ def parse_space(space: Any) -> list[Dimension]:
             raise ConfigError(f"{where}.log: expected true or false, got {log!r}")
         if log and low <= 0:
             raise ConfigError(f"{where}: a log range needs low > 0, got low={low!r}")
-        if step is not None and (not _is_number(step) or step <= 0):
+        if step is not None and (not is_number(step) or step <= 0):
             raise ConfigError(f"{where}.step: expected a number > 0, got {step!r}")
         if step is not None and log:
             raise ConfigError(f"{where}: give either step or log: true, not both")
-        kind = "int" if _is_int(low) and _is_int(high) and (step is None or _is_int(step)) else "float"
+        kind = "int" if is_int(low) and is_int(high) and (step is None or is_int(step)) else "float"
         dims.append(Dimension(key, kind, low=low, high=high, log=log, step=step))
     return dims
 
@@ -307,7 +299,7 @@ def tune(raw: Mapping[str, Any], out: str | os.PathLike, *, trials: int, storage
 
     if isinstance(trials, bool) or not isinstance(trials, numbers.Integral) or trials < 1:
         raise ConfigError(f"--trials: expected an integer >= 1, got {trials!r}")
-    if timeout is not None and not (_is_number(timeout) and timeout > 0):
+    if timeout is not None and not (is_number(timeout) and timeout > 0):
         raise ConfigError(f"--timeout: expected seconds > 0, got {timeout!r}")
     cfg = validate_config(copy.deepcopy(dict(raw)), base=base)
     dims = parse_space(cfg.tune.space)
