@@ -4,6 +4,12 @@ feature pipeline (store key, workers, prediction) with ``audio.separate``."""
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import librosa
@@ -217,9 +223,14 @@ def test_separate_files_at_a_fixed_rate_in_worker_processes_and_name_clashes(tmp
 def test_cli_separate(tmp_path, capsys):
     _write(tmp_path / "a.wav", voice() + accompaniment())
     (tmp_path / "bad.wav").write_bytes(b"nope" * 20)
-    assert main(["separate", str(tmp_path / "a.wav"), "--out", str(tmp_path / "out"), "-j", "1", "--no-progress"]) == 0
-    assert "1 files, 1 separated, 0 failed" in capsys.readouterr().out
+    cmd = ["separate", str(tmp_path / "a.wav"), "--out", str(tmp_path / "out"), "-j", "1", "--no-progress"]
+    assert main(cmd) == 0
+    assert "1 files, 1 separated, 0 already separated, 0 failed" in capsys.readouterr().out
     assert (tmp_path / "out" / "a.vocals.wav").exists() and (tmp_path / "out" / "a.accompaniment.wav").exists()
+    assert main(cmd) == 0
+    assert "1 files, 0 separated, 1 already separated, 0 failed" in capsys.readouterr().out
+    assert main([*cmd, "--overwrite"]) == 0
+    assert "1 files, 1 separated, 0 already separated, 0 failed" in capsys.readouterr().out
     code = main(["separate", str(tmp_path / "a.wav"), str(tmp_path / "bad.wav"), "--out", str(tmp_path / "o2"),
                  "-j", "1", "--no-progress", "-p", "hpss=before", "--sr", "8000"])
     out = capsys.readouterr().out
@@ -229,6 +240,204 @@ def test_cli_separate(tmp_path, capsys):
     assert "did you mean 'repet'" in capsys.readouterr().err
     assert main(["separate", str(tmp_path / "a.wav"), "--out", str(tmp_path / "o3"), "-p", "power=-1"]) == 2
     assert "params.power: must be a number > 0, got -1" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- resuming: OUT/separated.jsonl
+
+
+def _clips(folder: Path, n: int, duration: float = 1.0) -> list[Path]:
+    """``n`` different 1 s mixtures ``folder/c00.wav``, ...; the last one in a subfolder."""
+    names = [f"c{i:02d}.wav" for i in range(n - 1)] + [f"sub/c{n - 1:02d}.wav"]
+    return [_write(folder / name, voice(duration, seed=i) + accompaniment(duration, seed=i))
+            for i, name in enumerate(names)]
+
+
+def _wavs(out: Path) -> dict[str, tuple[int, bytes]]:
+    """Every WAV under ``out``: relative path -> (mtime_ns, bytes)."""
+    return {str(p.relative_to(out)): (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(out.rglob("*.wav"))}
+
+
+def _record(out: Path) -> list[dict]:
+    """The record's lines that parse (read here without earmark's reader)."""
+    lines = []
+    for line in (out / "separated.jsonl").read_bytes().splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            pass
+    return lines
+
+
+def _names(items) -> set[str]:
+    return {Path(o[1]).name.removesuffix(".vocals.wav") for o in items}
+
+
+def test_a_rerun_skips_finished_files_and_does_not_rewrite_them(tmp_path):
+    sources = _clips(tmp_path / "in", 3)
+    first = separate_files([tmp_path / "in"], tmp_path / "out", jobs=2)
+    assert first.ok and len(first.outputs) == 3 and first.n_skipped == 0
+    before = _wavs(tmp_path / "out")
+    assert len(before) == 6
+    lines = _record(tmp_path / "out")
+    assert sorted(line["name"] for line in lines) == ["c00", "c01", "sub/c02"]
+    line = next(line for line in lines if line["name"] == "sub/c02")
+    st = sources[2].stat()
+    assert (line["source"], line["size"], line["mtime_ns"]) == (str(sources[2].resolve()), st.st_size, st.st_mtime_ns)
+    assert line["settings"] == {"method": "repet", "version": 1, "params": resolve_separation("repet")["params"],
+                                "sr": None, "subtype": "PCM_16"}
+    vocals = tmp_path / "out" / "sub" / "c02.vocals.wav"
+    assert line["outputs"]["vocals"] == {"size": vocals.stat().st_size, "mtime_ns": vocals.stat().st_mtime_ns}
+
+    again = separate_files([tmp_path / "in"], tmp_path / "out", jobs=1)
+    assert again.ok and again.outputs == [] and again.n_skipped == 3 and again.audio_seconds == 0
+    assert again.skipped == first.outputs  # same (input, vocals, accompaniment), in input order
+    assert _wavs(tmp_path / "out") == before  # same bytes, not rewritten (same mtime_ns)
+    assert len(_record(tmp_path / "out")) == 3  # nothing appended
+    # the resolved parameters are the key: margin_v=1 is the default 1.0
+    assert separate_files([tmp_path / "in"], tmp_path / "out", params={"margin_v": 1}, jobs=1).n_skipped == 3
+
+
+def test_a_changed_source_is_separated_again_and_only_it(tmp_path):
+    sources = _clips(tmp_path / "in", 3)
+    separate_files([tmp_path / "in"], tmp_path / "out", jobs=1)
+    before = _wavs(tmp_path / "out")
+    old = sources[1].stat()
+    new_mix = voice(1.2, seed=7) + accompaniment(1.2, seed=7)  # other content, and other length
+    _write(sources[1], new_mix)
+    assert (sources[1].stat().st_size, sources[1].stat().st_mtime_ns) != (old.st_size, old.st_mtime_ns)
+    report = separate_files([tmp_path / "in"], tmp_path / "out", jobs=2)
+    assert report.ok and _names(report.outputs) == {"c01"} and _names(report.skipped) == {"c00", "c02"}
+    after = _wavs(tmp_path / "out")
+    assert {k for k in after if after[k] != before[k]} == {"c01.vocals.wav", "c01.accompaniment.wav"}
+    v, _ = sf.read(tmp_path / "out" / "c01.vocals.wav", dtype="float32")
+    np.testing.assert_allclose(v, separate(new_mix, SR)[0], atol=1 / 32768)
+    assert [line["name"] for line in _record(tmp_path / "out")] == ["c00", "c01", "sub/c02", "c01"]
+    # the last line per name wins: the next run skips all three
+    assert separate_files([tmp_path / "in"], tmp_path / "out", jobs=1).n_skipped == 3
+    assert _wavs(tmp_path / "out") == after
+
+
+def test_other_settings_separate_everything_again(tmp_path):
+    _clips(tmp_path / "in", 2)
+    out = tmp_path / "out"
+
+    def run(**kwargs):
+        report = separate_files([tmp_path / "in"], out, jobs=1, **kwargs)
+        assert report.ok
+        return len(report.outputs), report.n_skipped
+
+    assert run() == (2, 0)
+    assert run(params={"margin_v": 2}) == (2, 0)
+    assert run(params={"margin_v": 2}) == (0, 2)
+    assert run(params={"margin_v": 2}, sr=8000) == (2, 0)
+    assert sf.info(out / "c00.vocals.wav").samplerate == 8000
+    assert run(params={"margin_v": 2}, sr=8000, subtype="FLOAT") == (2, 0)
+    assert run(params={"margin_v": 2}, sr=8000, subtype="FLOAT") == (0, 2)
+    assert run(method="repet") == (2, 0)  # back to the first settings: the outputs are no longer theirs
+    assert sf.info(out / "c00.vocals.wav").samplerate == SR
+
+
+def test_a_deleted_or_replaced_output_is_separated_again(tmp_path):
+    _clips(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    separate_files([tmp_path / "in"], out, jobs=1)
+    before = _wavs(out)
+    (out / "c01.accompaniment.wav").unlink()
+    _write(out / "sub" / "c02.vocals.wav", np.zeros(100, np.float32))  # not the file the record describes
+    report = separate_files([tmp_path / "in"], out, jobs=1)
+    assert report.ok and _names(report.outputs) == {"c01", "c02"} and report.n_skipped == 1
+    after = _wavs(out)
+    assert {k: v[1] for k, v in after.items()} == {k: v[1] for k, v in before.items()}  # the same bytes again
+    assert after["c00.vocals.wav"] == before["c00.vocals.wav"]  # untouched
+
+
+def test_a_torn_last_line_of_the_record_is_ignored(tmp_path):
+    _clips(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    separate_files([tmp_path / "in"], out, jobs=1)
+    record = out / "separated.jsonl"
+    data = record.read_bytes()
+    record.write_bytes(data[:-40])  # as a kill in the middle of the last append would leave it
+    torn_name = json.loads(data.splitlines()[-1])["name"]
+    report = separate_files([tmp_path / "in"], out, jobs=1)
+    assert report.ok and _names(report.outputs) == {Path(torn_name).name} and report.n_skipped == 2
+    lines = record.read_bytes().splitlines()
+    assert len(lines) == 4 and json.loads(lines[-1])["name"] == torn_name  # on a line of its own
+    assert separate_files([tmp_path / "in"], out, jobs=1).n_skipped == 3  # the torn line in the middle: ignored
+
+
+def test_overwrite_separates_everything_again(tmp_path):
+    _clips(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    separate_files([tmp_path / "in"], out, jobs=1)
+    before = _wavs(out)
+    report = separate_files([tmp_path / "in"], out, jobs=1, overwrite=True)
+    assert report.ok and len(report.outputs) == 2 and report.n_skipped == 0
+    after = _wavs(out)
+    assert all(after[k][0] != before[k][0] and after[k][1] == before[k][1] for k in before)  # rewritten, same bytes
+    assert len(_record(out)) == 4
+    assert separate_files([tmp_path / "in"], out, jobs=1).n_skipped == 2
+
+
+def test_failures_are_not_recorded_and_a_rerun_retries_them(tmp_path):
+    _clips(tmp_path / "in", 2)
+    broken = tmp_path / "in" / "broken.wav"
+    broken.write_bytes(b"RIFF....WAVEfmt not audio")
+    out = tmp_path / "out"
+    first = separate_files([tmp_path / "in"], out, jobs=1)
+    assert len(first.outputs) == 2 and [f for f, _ in first.failures] == [str(broken)]
+    assert "broken" not in {line["name"] for line in _record(out)}
+    again = separate_files([tmp_path / "in"], out, jobs=1)  # still broken: tried again, failing again
+    assert again.n_skipped == 2 and [f for f, _ in again.failures] == [str(broken)]
+    _write(broken, voice(1.0))  # repaired
+    fixed = separate_files([tmp_path / "in"], out, jobs=1)
+    assert fixed.ok and _names(fixed.outputs) == {"broken"} and fixed.n_skipped == 2
+
+
+def test_a_killed_run_resumes_where_it_stopped(tmp_path):
+    n = 30
+    _clips(tmp_path / "in", n)
+    # The last input is a FIFO: opening it blocks until a writer comes, so the run cannot finish
+    # before it is killed, however fast the machine; it becomes a real file before the rerun.
+    last = tmp_path / "last.wav"
+    os.mkfifo(last)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "earmark", "separate", str(tmp_path / "in"), str(last), "--out", str(out),
+           "-j", "1", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    record = out / "separated.jsonl"
+    deadline = time.monotonic() + 60
+    try:
+        while not (record.exists() and b"\n" in record.read_bytes()):  # poll until one file is recorded
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "no file recorded in 60 s"
+            time.sleep(0.002)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    recorded = {line["name"] for line in _record(out)}
+    assert 1 <= len(recorded) < n + 1  # killed part-way (the FIFO is never done)
+    done_before = {k: v for k, v in _wavs(out).items() if k.split(".")[0] in recorded}
+    last.unlink()
+    _write(last, voice(1.0, seed=99) + accompaniment(1.0, seed=99))
+
+    rerun = separate_files([tmp_path / "in", last], out, jobs=1)
+    everything = {f"c{i:02d}" for i in range(n)} | {"last"}
+    assert rerun.ok and rerun.n_skipped == len(recorded)
+    assert _names(rerun.outputs) | {Path(name).name for name in recorded} == everything
+    assert not _names(rerun.outputs) & {Path(name).name for name in recorded}  # only the unrecorded ones
+    final = _wavs(out)
+    assert all(final[k] == v for k, v in done_before.items())  # the recorded ones were not touched
+
+    unbroken = separate_files([tmp_path / "in", last], tmp_path / "unbroken", jobs=1)
+    reference = _wavs(tmp_path / "unbroken")
+    assert unbroken.ok and sorted(final) == sorted(reference) and len(final) == 2 * (n + 1)
+    for name in final:  # the killed run used another process (thread counts): equal up to PCM rounding
+        ours, _ = sf.read(out / name, dtype="int32")
+        theirs, _ = sf.read(tmp_path / "unbroken" / name, dtype="int32")
+        assert np.abs((ours >> 16) - (theirs >> 16)).max() <= 1, name
 
 
 # --------------------------------------------------------------------------- the feature pipeline

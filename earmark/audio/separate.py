@@ -5,6 +5,9 @@
 >>> vocals, accompaniment = separate(y, sr=44100, method="demucs")    # doctest: +SKIP
 >>> report = separate_files(["song.mp3", "folder/"], "stems/")        # doctest: +SKIP
 
+(``separate_files`` and ``SeparateReport`` live in :mod:`earmark.audio.stems`, the resumable
+driver of ``earmark separate``, and import from here too.)
+
 Methods (``SEPARATORS.names()``):
 
 ``repet`` (default, no weights)
@@ -34,17 +37,15 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-import os
 import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from earmark.checks import is_int, is_number
-from earmark.errors import ConfigError, DataError, EarmarkError
+from earmark.errors import ConfigError, DataError
 from earmark.registry import Registry
 
 __all__ = ["SEPARATORS", "SeparateReport", "Separator", "apply_separation", "check_separation",
@@ -422,198 +423,6 @@ def spleeter(y: np.ndarray, sr: int, *, model: str = "spleeter:2stems") -> tuple
     return _back(np.stack(vocals), 44100, sr, n), _back(np.stack(accompaniment), 44100, sr, n)
 
 
-# --------------------------------------------------------------------------- files
-
-
-@dataclass
-class SeparateReport:
-    """What :func:`separate_files` did.
-
-    Attributes
-    ----------
-    n_files : int
-        Input files.
-    outputs : list of (input, vocals path, accompaniment path)
-        Files separated and written.
-    failures : list of (input, reason)
-        Files that could not be decoded or separated, with the reason; nothing was written for them.
-    seconds : float
-        Wall-clock time.
-    audio_seconds : float
-        Duration of the audio separated.
-    """
-
-    n_files: int
-    outputs: list[tuple[str, str, str]] = field(default_factory=list)
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
-    audio_seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-    @property
-    def realtime_factor(self) -> float:
-        """Seconds of audio separated per second of wall-clock time."""
-        return self.audio_seconds / self.seconds if self.seconds > 0 else float("nan")
-
-
-def output_names(inputs: Sequence[str | os.PathLike]) -> list[tuple[str, str]]:
-    """``(file, name)`` for each input: files named directly keep their stem; files found under a folder
-    (recursively) keep their path relative to it, without extension.
-
-    Raises
-    ------
-    DataError
-        No audio file among the inputs.
-    ConfigError
-        Two inputs would be written under the same name.
-    """
-    from earmark.data.formats.folder import list_audio
-
-    pairs: list[tuple[str, str]] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            pairs += [(f, os.path.splitext(os.path.relpath(f, p))[0]) for f in list_audio(p, required=False)]
-        else:
-            pairs.append((str(p), p.stem))  # a missing file is reported with the others separated
-    if not pairs:
-        raise DataError(f"no audio files in {', '.join(map(str, inputs)) or 'the inputs'}")
-    seen: dict[str, str] = {}
-    for f, name in pairs:
-        if name in seen and os.path.abspath(seen[name]) != os.path.abspath(f):
-            raise ConfigError(f"{seen[name]} and {f} would both be written as {name}.vocals.wav; "
-                              "separate them into different --out folders")
-        seen[name] = f
-    return list(dict.fromkeys(pairs))
-
-
-def _write_wav(path: Path, y: np.ndarray, sr: int, subtype: str) -> None:
-    import soundfile as sf
-
-    from earmark.fsutil import atomic_path
-
-    if subtype != "FLOAT":
-        y = np.clip(y, -1.0, 1.0)  # integer PCM would wrap around
-    with atomic_path(path) as tmp:
-        sf.write(tmp, y, sr, subtype=subtype, format="WAV")
-
-
-def separate_file(path: str, name: str, out_dir: str, settings: dict[str, Any], sr: int | None,
-                  subtype: str = "PCM_16") -> tuple[float, str, str] | str:
-    """Separate one file and write ``OUT/<name>.vocals.wav`` and ``.accompaniment.wav`` atomically (a job).
-
-    Returns ``(audio seconds, vocals path, accompaniment path)``, or the reason the file failed.
-    """
-    from earmark.audio.io import info, load
-
-    try:
-        rate = sr or info(path).sr
-        y = load(path, sr=rate)
-        vocals, accompaniment = separate(y, rate, method=settings["method"], **settings["params"])
-        written = []
-        for stem, audio in (("vocals", vocals), ("accompaniment", accompaniment)):
-            written.append(Path(out_dir) / f"{name}.{stem}.wav")
-            _write_wav(written[-1], audio, rate, subtype)
-        return y.shape[-1] / rate, str(written[0]), str(written[1])
-    except ConfigError:
-        raise  # a bad setting or a missing backend is not this file's fault: stop the run
-    except EarmarkError as exc:
-        return getattr(exc, "reason", None) or str(exc)
-    except Exception as exc:  # a bad file among thousands must never stop the run
-        return f"{type(exc).__name__}: {exc}"
-
-
-def separate_files(
-    inputs: Sequence[str | os.PathLike],
-    out_dir: str | os.PathLike,
-    *,
-    method: str = "repet",
-    params: dict[str, Any] | None = None,
-    sr: int | None = None,
-    subtype: str = "PCM_16",
-    jobs: int | None = None,
-    executor: Any = None,
-    progress: bool = False,
-) -> SeparateReport:
-    """Separate audio files into ``OUT/<name>.vocals.wav`` and ``OUT/<name>.accompaniment.wav``.
-
-    Parameters
-    ----------
-    inputs : sequence of path
-        Audio files, and folders searched recursively (see :func:`output_names` for the names).
-    out_dir : path
-        Output folder (created); files are written atomically (temporary file + rename).
-    method, params
-        Separation method and its parameters (see :func:`separate`).
-    sr : int, optional
-        Rate to separate and write at; default: each file's own rate. Audio is downmixed to mono.
-    subtype : str
-        WAV encoding: ``"PCM_16"`` (default, clipped to [-1, 1]), ``"PCM_24"`` or ``"FLOAT"``.
-    jobs : int, optional
-        Worker processes when no ``executor`` is given (default: all cores; 1 = in this process).
-    executor : concurrent.futures.Executor, optional
-        Where the per-file jobs run.
-    progress : bool
-        Show a progress bar.
-
-    Returns
-    -------
-    SeparateReport
-        Files that cannot be decoded or separated are listed in ``failures`` and skipped.
-
-    Raises
-    ------
-    ConfigError
-        Bad method, parameters, ``sr`` or ``subtype``, a backend that is not installed, or two inputs
-        with the same output name -- all before any file is read.
-    """
-    from concurrent.futures import as_completed
-
-    from earmark.features.extract import progress_bar
-    from earmark.parallel import make_executor
-
-    t0 = time.perf_counter()
-    settings = check_separation({"method": method, "params": params or {}}, key="separate")
-    if sr is not None and not (is_int(sr) and sr > 0):
-        raise ConfigError(f"separate: sr must be a positive integer (Hz) or None, got {sr!r}")
-    if subtype not in ("PCM_16", "PCM_24", "FLOAT"):
-        raise ConfigError(f"separate: subtype must be PCM_16, PCM_24 or FLOAT, got {subtype!r}")
-    pairs = output_names(inputs)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    report = SeparateReport(n_files=len(pairs))
-    own = executor is None
-    executor = executor or make_executor(jobs)
-    futures = {}
-    try:
-        for path, name in pairs:
-            futures[executor.submit(separate_file, path, name, str(out_dir), settings, sr, subtype)] = path
-        with progress_bar(progress, len(pairs), f"separate ({method})", unit="files") as advance:
-            for future in as_completed(futures):
-                result = future.result()
-                if isinstance(result, str):
-                    report.failures.append((futures[future], result))
-                else:
-                    report.audio_seconds += result[0]
-                    report.outputs.append((futures[future], result[1], result[2]))
-                advance(1)
-    except BaseException:
-        for f in futures:
-            f.cancel()
-        raise
-    finally:
-        if own:
-            executor.shutdown(wait=True, cancel_futures=True)
-    order = {p: i for i, (p, _) in enumerate(pairs)}
-    report.outputs.sort(key=lambda o: order[o[0]])
-    report.failures.sort(key=lambda o: order[o[0]])
-    report.seconds = time.perf_counter() - t0
-    return report
-
-
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -659,3 +468,7 @@ def si_sdr(reference: Any, estimate: Any) -> np.ndarray:
     num = np.sum(target**2, axis=-1)
     den = np.sum((e - target) ** 2, axis=-1)
     return 10 * np.log10(np.maximum(num, 1e-20) / np.maximum(den, 1e-20))
+
+
+# the file-level driver lives in its own module; its public names import from here too
+from earmark.audio.stems import SeparateReport, separate_files  # noqa: E402

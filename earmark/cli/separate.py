@@ -20,6 +20,7 @@ def separate_command(
     float32: bool = typer.Option(False, "--float32", help="Write 32-bit float WAV instead of 16-bit PCM."),
     jobs: int = typer.Option(0, "--jobs", "-j", help="Worker processes; 0 = all cores, 1 = in this process."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Separate every file again, even those OUT/separated.jsonl says are done."),
 ) -> None:
     """Separate the vocals of every INPUT into OUT/NAME.vocals.wav and OUT/NAME.accompaniment.wav.
 
@@ -27,17 +28,24 @@ def separate_command(
     is downmixed to mono; vocals + accompaniment = the mono mixture (repet). Files are written
     atomically. Files that cannot be decoded or separated are listed and skipped; the exit status is
     1 when any failed, 0 otherwise.
+
+    Resumable: each finished file gets a line in OUT/separated.jsonl (its source path, size and
+    modification time, and the method, parameters, --sr and --float32), so a rerun -- after a kill,
+    say -- skips the files already separated with the same source and settings whose two WAVs are
+    still there unchanged, and separates the rest: new or changed files, other settings, deleted outputs, and
+    the files that failed. --overwrite separates everything again.
     """
     from rich.console import Console
 
     from earmark.audio.separate import separate_files
 
     console = Console()
-    report = separate_files(inputs, out, method=method, params=parse_assignments(param, "--param"), sr=sr,
-                            subtype="FLOAT" if float32 else "PCM_16", jobs=jobs, progress=progress)
+    options = dict(method=method, params=parse_assignments(param, "--param"), sr=sr,
+                   subtype="FLOAT" if float32 else "PCM_16", progress=progress, overwrite=overwrite)
+    report = separate_files(inputs, out, jobs=jobs, **options)
     console.print(
         f"separate ({method}): {report.n_files} files, {len(report.outputs)} separated, "
-        f"{len(report.failures)} failed in {report.seconds:.1f} s"
+        f"{report.n_skipped} already separated, {len(report.failures)} failed in {report.seconds:.1f} s"
         + (f" ({report.realtime_factor:,.1f}x real time)" if report.outputs else "")
     )
     console.print(f"output: {out}", highlight=False)
