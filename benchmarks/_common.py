@@ -21,15 +21,16 @@ def settle() -> None:
     time.sleep(1.0)
 
 
-def earmark_process(manifest: Path, feature: str, store: Path, jobs: int) -> tuple[float, float]:
-    """`earmark extract` as its own process, from start-up to exit, into a fresh store.
+def earmark_process(manifest: Path, feature: str, store: Path, jobs: int, ray: str | None = None) -> tuple[float, float]:
+    """`earmark extract` as its own process, from start-up to exit, into a fresh store (``ray``: with
+    ``--ray ADDRESS``).
 
     Returns (whole process seconds, seconds inside the extraction as the command reports them).
     """
     shutil.rmtree(store, ignore_errors=True)
     settle()
     cmd = [sys.executable, "-m", "earmark", "extract", str(manifest), "--features", feature, "--store", str(store),
-           "--jobs", str(jobs), "--no-progress"]
+           "--jobs", str(jobs), "--no-progress"] + (["--ray", ray] if ray else [])
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     seconds = time.perf_counter() - t0

@@ -15,6 +15,7 @@ Speeds are seconds of audio per second of wall-clock time (x real time). Usage::
 
     .venv/bin/python benchmarks/features.py                 # full run (~3 min on 2 cores)
     .venv/bin/python benchmarks/features.py --n 300 --n-long 20   # quick look
+    .venv/bin/python benchmarks/features.py --ray local     # also through a Ray instance started for the run
 
 The clips are synthetic music-like signals written once under --data (outside the repo); decoding
 and resampling cost does not depend on what the audio contains.
@@ -119,6 +120,8 @@ def main() -> None:
     ap.add_argument("--n-long", type=int, default=200, help="30 s 22.05 kHz clips for logmel")
     ap.add_argument("--data", type=Path, default=Path("/tmp/earmark-bench/features"))
     ap.add_argument("--jobs", type=int, default=0, help="earmark workers (0 = all cores)")
+    ap.add_argument("--ray", default=None, metavar="ADDRESS",
+                    help="also time `earmark extract --ray ADDRESS` (e.g. local: Ray started for the run)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
 
@@ -146,6 +149,10 @@ def main() -> None:
             "earmark_extract_only_s": inner, "speedup_extract_only": round(ref / inner, 2),
             "earmark_1job_extract_only_s": inner1, "speedup_1job_extract_only": round(ref / inner1, 2),
         }
+        if args.ray:
+            ray_s, ray_inner = earmark_process(manifest, feature, args.data / f"store-ray-{name}", args.jobs, args.ray)
+            results[name].update(ray_s=round(ray_s, 2), ray_extract_only_s=ray_inner,
+                                 ray_speedup=round(ref / ray_s, 2), ray_speedup_extract_only=round(ref / ray_inner, 2))
         if name == "logmel":
             results[name]["max_abs_diff_db_vs_librosa"] = round(max_db_difference(manifest, args.data / "store-logmel"), 5)
         print(name, json.dumps(results[name]), flush=True)

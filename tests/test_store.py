@@ -59,7 +59,7 @@ def test_rerun_computes_nothing_and_a_changed_file_is_recomputed(tmp_path):
     mpath = _dataset(tmp_path, 5)
     m = Manifest.read(mpath)
     extract(m, "fbank", tmp_path / "store", jobs=1)
-    again = extract(m, "fbank", tmp_path / "store", jobs=1)
+    again = extract(mpath, "fbank", tmp_path / "store", jobs=1)  # the manifest file's path works as well
     assert (again.n_cached, again.n_computed) == (5, 0)
     changed = Path(m.paths()[2])
     sf.write(changed, music_like(44100, 2.0, f0=500.0, seed=99), 44100)

@@ -15,6 +15,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+RAY_HELP = ("Run the jobs on a Ray cluster (pip install 'earmark[ray]'): local (start one on this machine), "
+            "auto (the cluster this machine joined with `ray start`), HOST:PORT or ray://HOST:10001.")
+
 
 def parse_assignments(items: list[str] | None, what: str) -> dict[str, object]:
     """``["n_mels=64", "fmax=8000"]`` -> ``{"n_mels": 64, "fmax": 8000}`` (values parsed as YAML scalars)."""

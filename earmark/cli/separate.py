@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from earmark.cli.app import app, parse_assignments, print_failures
+from earmark.cli.app import RAY_HELP, app, parse_assignments, print_failures
 
 
 @app.command("separate")
@@ -18,7 +18,8 @@ def separate_command(
     param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="Method parameter KEY=VALUE (repeatable), e.g. -p margin_v=2 -p hpss=before."),
     sr: Optional[int] = typer.Option(None, "--sr", help="Separate and write at this rate (Hz); default: each file's own rate."),
     float32: bool = typer.Option(False, "--float32", help="Write 32-bit float WAV instead of 16-bit PCM."),
-    jobs: int = typer.Option(0, "--jobs", "-j", help="Worker processes; 0 = all cores, 1 = in this process."),
+    jobs: int = typer.Option(0, "--jobs", "-j", help="Worker processes; 0 = all cores, 1 = in this process (with --ray local: the local Ray instance's CPUs)."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help=RAY_HELP + " Inputs and OUT must be visible to every node."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Separate every file again, even those OUT/separated.jsonl says are done."),
 ) -> None:
@@ -42,7 +43,13 @@ def separate_command(
     console = Console()
     options = dict(method=method, params=parse_assignments(param, "--param"), sr=sr,
                    subtype="FLOAT" if float32 else "PCM_16", progress=progress, overwrite=overwrite)
-    report = separate_files(inputs, out, jobs=jobs, **options)
+    if ray is None:
+        report = separate_files(inputs, out, jobs=jobs, **options)
+    else:
+        from earmark.parallel import make_executor
+
+        with make_executor(jobs, ray=ray) as executor:
+            report = separate_files(inputs, out, executor=executor, **options)
     console.print(
         f"separate ({method}): {report.n_files} files, {len(report.outputs)} separated, "
         f"{report.n_skipped} already separated, {len(report.failures)} failed in {report.seconds:.1f} s"

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from earmark.cli.app import app
+from earmark.cli.app import RAY_HELP, app
 
 
 @app.command("train")
@@ -17,6 +17,7 @@ def train_command(
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config key: --set train.seed=3 --set model.params.C=10."),
     resume: bool = typer.Option(False, "--resume", help="Networks: continue an interrupted run in OUT from its last checkpoint (same config)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help=RAY_HELP + " Feature extraction and ensemble members run there."),
 ) -> None:
     """Train a model from CONFIG into the run folder OUT.
 
@@ -51,6 +52,10 @@ def train_command(
       train.ensemble.jobs (1; members trained at once through the executor, 0 = all cores)
     Models: logreg, svm_linear, svm_rbf, svm_poly, rf, knn, mlp, and the networks above.
     The tune section (tune.space, tune.pruner, ...) is read by `earmark tune` only (see its --help).
+
+    With --ray ADDRESS, feature extraction and the ensemble members run as Ray tasks (one CPU each)
+    instead of features.jobs / train.ensemble.jobs local workers. Members read the feature store and
+    write OUT themselves, so on a multi-machine cluster both must be on a shared filesystem.
     """
     from rich.console import Console
 
@@ -58,14 +63,20 @@ def train_command(
     from earmark.train.experiment import train
 
     cfg = load_config(config, set_)
-    run = train(cfg, out, resume=resume, progress=progress)
+    if ray is None:
+        run = train(cfg, out, resume=resume, progress=progress)
+    else:
+        from earmark.parallel import make_executor
+
+        with make_executor(ray=ray) as executor:
+            run = train(cfg, out, resume=resume, progress=progress, executor=executor)
     _print_run(Console(), run)
 
 
 def _print_run(console, run: Path) -> None:
     import json
 
-    from earmark.run import MODEL_FILE, Run
+    from earmark.run import MODEL_FILE, NET_DIR, Run
 
     meta = Run.load(run).meta
     if meta.get("cv_score") is not None:
@@ -81,4 +92,6 @@ def _print_run(console, run: Path) -> None:
         console.print(f"{m['split']}: accuracy {m['accuracy']:.3f} ({top}), macro F1 {m['macro_f1']:.3f} on {m['n']} clips",
                       highlight=False)
     report = " -- open report.html" if (run / "report.html").exists() else ""
-    console.print(f"run: {run} ({MODEL_FILE}, metrics.json, confusion.png){report}", highlight=False)
+    model = MODEL_FILE if (run / MODEL_FILE).exists() else f"{NET_DIR}/"
+    outputs = ", ".join([model] + [f for f in ("metrics.json", "confusion.png") if (run / f).exists()])
+    console.print(f"run: {run} ({outputs}){report}", highlight=False)

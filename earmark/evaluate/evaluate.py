@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Sequence
 
@@ -20,13 +21,15 @@ PROBA_PREFIX = "p:"
 
 
 def evaluate(run_dir: str | os.PathLike, manifest: str | os.PathLike, *, split: str = "test",
-             out: str | os.PathLike | None = None, progress: bool = False) -> dict:
+             out: str | os.PathLike | None = None, progress: bool = False,
+             executor: Executor | None = None) -> dict:
     """Score the run's model on ``manifest``'s ``split``; write ``metrics.json``, ``confusion.png`` and
     ``predictions-<split>.csv`` (see :func:`write_predictions`), all beside ``out``.
 
     Clips that fail to decode are left out and counted (``n_failed``); labels the model never saw
     count as errors and are listed (``unseen_labels``). ``inference_ms_per_clip`` is the median
-    end-to-end time of one clip (decode, feature, model) on this machine.
+    end-to-end time of one clip (decode, feature, model) on this machine. Missing features are
+    extracted through ``executor`` when one is given (see :func:`earmark.features.extract.extract`).
     """
     from earmark.models.classical import count_params
     from earmark.predict import time_per_clip
@@ -34,7 +37,7 @@ def evaluate(run_dir: str | os.PathLike, manifest: str | os.PathLike, *, split: 
 
     run = Run.load(run_dir)
     m = Manifest.read(manifest).select(split=split)
-    arrays, ok, failures = clip_features(run.config, m, progress=progress)
+    arrays, ok, failures = clip_features(run.config, m, progress=progress, executor=executor)
     X = run.inputs(arrays)
     proba = run.predict_proba(X)
     metrics = compute_metrics(

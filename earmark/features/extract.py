@@ -163,7 +163,7 @@ def extract(
 
     Parameters
     ----------
-    manifest : Manifest or sequence of Clip
+    manifest : Manifest, path of a manifest file, or sequence of Clip
     feature : str
         Registered feature name.
     store : path or FeatureStore
@@ -173,7 +173,8 @@ def extract(
     jobs : int, optional
         Worker processes when no ``executor`` is given (default: all cores; 1 = in this process).
     executor : concurrent.futures.Executor, optional
-        Where chunks run (a process pool, a Ray-backed executor, ...).
+        Where chunks run (a process pool, :class:`earmark.parallel.ray_executor.RayExecutor`, ...);
+        the caller shuts it down. Only this process writes the store.
     chunk_size : int, optional
         Clips per job (default: about 8 jobs per worker, at most 64 clips each).
     progress : bool
@@ -223,7 +224,7 @@ def extract(
 
 def _run(fs: FeatureStore, todo: dict, report: ExtractReport, *, jobs, executor, chunk_size, progress) -> None:
     items = list(todo.items())  # [(key, (clip, stat))]
-    n_workers = jobs or default_jobs()
+    n_workers = getattr(executor, "n_workers", None) or jobs or default_jobs()  # a Ray cluster's CPUs
     if chunk_size is None:
         chunk_size = int(np.clip(len(items) // (n_workers * 8), 1, 64))
     chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]

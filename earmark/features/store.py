@@ -366,6 +366,11 @@ class FeatureTable:
 
 
 def _as_clips(manifest_or_clips: Any) -> list[Clip]:
+    """Clips of a Manifest, of a manifest file (path), or a sequence of Clip as given."""
+    if isinstance(manifest_or_clips, (str, os.PathLike)):
+        from earmark.data import Manifest
+
+        manifest_or_clips = Manifest.read(manifest_or_clips)
     if hasattr(manifest_or_clips, "df") and hasattr(manifest_or_clips, "paths"):
         return clips_from_manifest(manifest_or_clips)
     return list(manifest_or_clips)

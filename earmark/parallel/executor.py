@@ -65,19 +65,30 @@ def _init_worker() -> None:
     tune_allocator()
 
 
-def make_executor(jobs: int | None = None) -> Executor:
-    """A local executor with ``jobs`` workers (default: all cores; 1 runs inline in this process).
+def make_executor(jobs: int | None = None, *, ray: str | None = None) -> Executor:
+    """A local executor with ``jobs`` workers (default: all cores; 1 runs inline in this process),
+    or, with ``ray``, one that runs the jobs on a Ray cluster.
 
     Parameters
     ----------
     jobs : int, optional
         Worker processes. ``None`` or ``0`` means all cores; negative values are an error.
         ``1`` runs jobs inline, in this process (whose allocator then gets :func:`tune_allocator`).
+        With ``ray="local"``: the CPUs of the Ray instance started for this executor.
+    ray : str, optional
+        Address of a Ray cluster (``local``, ``auto``, ``HOST:PORT``, ``ray://HOST:PORT``; see
+        :class:`earmark.parallel.ray_executor.RayExecutor`). Needs ``pip install 'earmark[ray]'``.
+
+    The caller owns the executor: ``shutdown()`` it (or use it in a ``with`` block).
     """
+    if jobs is not None and jobs < 0:
+        raise ConfigError(f"jobs must be >= 0 (0 = all cores), got {jobs}")
+    if ray is not None:
+        from earmark.parallel.ray_executor import RayExecutor
+
+        return RayExecutor(ray, num_cpus=jobs or None)
     if jobs is None or jobs == 0:
         jobs = default_jobs()
-    if jobs < 0:
-        raise ConfigError(f"jobs must be >= 0 (0 = all cores), got {jobs}")
     if jobs == 1:
         tune_allocator()
         return InlineExecutor()

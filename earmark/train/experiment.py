@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,11 @@ def is_network(cfg: ExperimentConfig) -> bool:
     return isinstance(cfg.model.name, str) and cfg.model.name in NETWORKS
 
 
-def clip_features(cfg: ExperimentConfig, manifest: Manifest, *, progress: bool = False) -> tuple[list[np.ndarray], np.ndarray, list[Failure]]:
+def clip_features(cfg: ExperimentConfig, manifest: Manifest, *, progress: bool = False,
+                  executor: Executor | None = None) -> tuple[list[np.ndarray], np.ndarray, list[Failure]]:
     """Per-clip feature arrays of a manifest (memory-mapped), extracted into (or read from) the store
-    (of the clips' ``audio.separate`` stem when the config separates vocals).
+    (of the clips' ``audio.separate`` stem when the config separates vocals). Missing clips are
+    extracted through ``executor`` when one is given, else ``features.jobs`` local workers.
 
     Returns
     -------
@@ -45,14 +48,15 @@ def clip_features(cfg: ExperimentConfig, manifest: Manifest, *, progress: bool =
     """
     f = cfg.features
     sep = cfg.audio.separate
-    report = extract(manifest, f.name, f.store, params=f.params, jobs=f.jobs, progress=progress, separate=sep)
+    report = extract(manifest, f.name, f.store, params=f.params, jobs=f.jobs, executor=executor, progress=progress,
+                     separate=sep)
     with FeatureStore(f.store, f.name, f.params, separate=sep) as store:
         table = store.load(manifest)
     return [a for a in table.arrays if a is not None], table.present(), report.failures
 
 
-def validation_data(cfg: ExperimentConfig, manifest: Manifest, *,
-                    progress: bool = False) -> tuple[tuple[list[np.ndarray], np.ndarray] | None, list[Failure]]:
+def validation_data(cfg: ExperimentConfig, manifest: Manifest, *, progress: bool = False,
+                    executor: Executor | None = None) -> tuple[tuple[list[np.ndarray], np.ndarray] | None, list[Failure]]:
     """``((arrays, labels), failures)`` of the clips of ``data.val_split`` (networks validate on them),
     or ``(None, [])`` without one.
 
@@ -68,14 +72,14 @@ def validation_data(cfg: ExperimentConfig, manifest: Manifest, *,
         raise DataError(f"{cfg.data.manifest}: data.val_split {name!r} is not a split of the manifest "
                         f"(it has {sorted(set(manifest.splits))})")
     val_set = manifest.select(split=name)
-    arrays, ok, failures = clip_features(cfg, val_set, progress=progress)
+    arrays, ok, failures = clip_features(cfg, val_set, progress=progress, executor=executor)
     if not arrays:
         raise DataError(f"{cfg.data.manifest}: split {name!r} (data.val_split) has no clip with usable audio")
     return (arrays, val_set.labels[ok]), failures
 
 
-def copy_features(cfg: ExperimentConfig, manifest: Manifest, ok: np.ndarray, *,
-                  progress: bool = False) -> tuple[list[np.ndarray], np.ndarray, list[Failure]]:
+def copy_features(cfg: ExperimentConfig, manifest: Manifest, ok: np.ndarray, *, progress: bool = False,
+                  executor: Executor | None = None) -> tuple[list[np.ndarray], np.ndarray, list[Failure]]:
     """The offline augmented copies (``train.copies``) of the clips that have features (``ok``).
 
     Each copy is extracted into (or read from) its own store folder, keyed by the copy's settings
@@ -99,8 +103,8 @@ def copy_features(cfg: ExperimentConfig, manifest: Manifest, ok: np.ndarray, *,
     source: list[int] = []
     failures: list[Failure] = []
     for s in settings:
-        report = extract(manifest, f.name, f.store, params=f.params, jobs=f.jobs, progress=progress,
-                         separate=cfg.audio.separate, augment=s)
+        report = extract(manifest, f.name, f.store, params=f.params, jobs=f.jobs, executor=executor,
+                         progress=progress, separate=cfg.audio.separate, augment=s)
         with FeatureStore(f.store, f.name, f.params, separate=cfg.audio.separate, augment=s) as store:
             table = store.load(manifest)
         for i, a in enumerate(table.arrays):
@@ -126,13 +130,17 @@ def write_failures(path: str | os.PathLike, failures: list[Failure]) -> None:
         w.writerows((x.id, x.path, x.reason) for x in failures)
 
 
-def train(cfg: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = False) -> Path:
+def train(cfg: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = False,
+          executor: Executor | None = None) -> Path:
     """Fit the config's model on its train split and save the run; evaluate on the test split if present.
 
     Every configuration error is raised before features are extracted. Returns the run folder, which
     ends with ``report.html`` (:func:`earmark.evaluate.report.write_report`).
     Clips whose audio fails are reported in ``failures.csv`` and left out. ``resume`` continues a
     network's interrupted training from ``out/checkpoint.pt`` (features are cached anyway).
+    ``executor`` (e.g. a :class:`~earmark.parallel.ray_executor.RayExecutor`), when given, runs the
+    feature extraction and the ensemble members instead of ``features.jobs`` / ``train.ensemble.jobs``
+    local workers; the caller shuts it down.
     """
     manifest = Manifest.read(cfg.data.manifest)
     train_set = manifest.select(split=cfg.data.train_split)
@@ -147,8 +155,8 @@ def train(cfg: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / CONFIG_FILE)
-    arrays, ok, failures = clip_features(cfg, train_set, progress=progress)
-    val, val_failures = validation_data(cfg, manifest, progress=progress)
+    arrays, ok, failures = clip_features(cfg, train_set, progress=progress, executor=executor)
+    val, val_failures = validation_data(cfg, manifest, progress=progress, executor=executor)
     failures = failures + val_failures
     y = train_set.labels[ok]
     try:
@@ -156,10 +164,10 @@ def train(cfg: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False
     except DataError:
         write_failures(out / "failures.csv", failures)
         raise
-    copies, source, copy_failures = copy_features(cfg, train_set, ok, progress=progress)
+    copies, source, copy_failures = copy_features(cfg, train_set, ok, progress=progress, executor=executor)
     write_failures(out / "failures.csv", failures + copy_failures)
     if network and cfg.train.ensemble.members > 1:
-        _train_ensemble(cfg, out, resume=resume)
+        _train_ensemble(cfg, out, resume=resume, executor=executor)
     elif network:
         from earmark.models.net_estimator import save_net
 
@@ -174,7 +182,7 @@ def train(cfg: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False
     if cfg.data.test_split and cfg.data.test_split in set(manifest.splits):
         from earmark.evaluate.evaluate import evaluate
 
-        evaluate(out, cfg.data.manifest, split=cfg.data.test_split, progress=progress)
+        evaluate(out, cfg.data.manifest, split=cfg.data.test_split, progress=progress, executor=executor)
     from earmark.evaluate.report import refresh_report
 
     refresh_report(out)  # a problem with the report is a warning, never the loss of a trained run
@@ -243,8 +251,9 @@ def train_member(config: dict[str, Any], index: int, out: str, resume: bool = Fa
     return str(folder / NET_DIR)
 
 
-def _train_ensemble(cfg: ExperimentConfig, out: Path, *, resume: bool) -> None:
-    """Train the members as independent executor jobs; record them in ``out/net/ensemble.json``."""
+def _train_ensemble(cfg: ExperimentConfig, out: Path, *, resume: bool, executor: Executor | None = None) -> None:
+    """Train the members as independent executor jobs (``train.ensemble.jobs`` local workers unless an
+    ``executor`` is given); record them in ``out/net/ensemble.json``."""
     import json
 
     from earmark.fsutil import atomic_write_text
@@ -252,12 +261,17 @@ def _train_ensemble(cfg: ExperimentConfig, out: Path, *, resume: bool) -> None:
 
     config = cfg.model_dump(mode="json")
     n = cfg.train.ensemble.members
-    executor = make_executor(cfg.train.ensemble.jobs)
+    own = executor is None
+    executor = executor or make_executor(cfg.train.ensemble.jobs)
+    futures = []
     try:
         futures = [executor.submit(train_member, config, i, str(out), resume) for i in range(n)]
         folders = [f.result() for f in futures]
     finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+        for f in futures:
+            f.cancel()
+        if own:
+            executor.shutdown(wait=True, cancel_futures=True)
     members = [os.path.relpath(f, out / NET_DIR) for f in folders]
     atomic_write_text(out / NET_DIR / "ensemble.json", json.dumps({"members": members}, indent=2) + "\n")
 
