@@ -1,4 +1,7 @@
-"""Type predicates shared by the checks of user input (configs, options): a bool is never a number."""
+"""Type predicates shared by the checks of user input (configs, options): a bool is never a number.
+
+Validators import these rather than spelling out ``isinstance(v, bool)`` / ``math.isfinite`` inline.
+"""
 
 from __future__ import annotations
 

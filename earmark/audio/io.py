@@ -35,8 +35,6 @@ What libsndfile (1.2) does with damaged files, and what :func:`load` adds:
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 from dataclasses import dataclass
 
@@ -44,6 +42,7 @@ import numpy as np
 import soundfile as sf
 
 from earmark.audio.transform import _check_rate, _downmix_interleaved, resample
+from earmark.checks import is_number
 from earmark.errors import AudioDecodeError, ConfigError, DataError
 
 __all__ = ["AudioInfo", "info", "load", "save"]
@@ -257,14 +256,9 @@ def _read_blocks(f: sf.SoundFile, frames: int | None) -> np.ndarray:
 
 
 def _check_offset_duration(offset, duration) -> tuple[float, float | None]:
-    if isinstance(offset, bool) or not isinstance(offset, numbers.Real) or not math.isfinite(offset) or offset < 0:
+    if not is_number(offset) or offset < 0:
         raise ConfigError(f"offset must be a finite number of seconds >= 0, got {offset!r}")
-    if duration is not None and (
-        isinstance(duration, bool)
-        or not isinstance(duration, numbers.Real)
-        or not math.isfinite(duration)
-        or duration <= 0
-    ):
+    if duration is not None and (not is_number(duration) or duration <= 0):
         raise ConfigError(f"duration must be a finite number of seconds > 0 or None, got {duration!r}")
     return float(offset), None if duration is None else float(duration)
 

@@ -128,7 +128,7 @@ def separate(y: Any, sr: int, *, method: str = "repet", **params: Any) -> tuple[
     sep = SEPARATORS.get(method)
     params = _resolve_params(sep, params)
     _raise_problems(sep, params, prefix=f"{method}: ")
-    if not isinstance(sr, (int, np.integer)) or isinstance(sr, bool) or sr <= 0:
+    if not is_int(sr) or sr <= 0:
         raise ConfigError(f"separate: sr must be a positive integer, got {sr!r}")
     if "torch" in sys.modules and isinstance(y, sys.modules["torch"].Tensor):
         y = y.detach().cpu().numpy()

@@ -6,11 +6,11 @@ Every function works along the last axis, so a clip ``(n,)``, a multichannel cli
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 import soxr
 
+from earmark.checks import is_int
 from earmark.errors import ConfigError
 
 __all__ = ["fix_length", "resample", "segment", "to_mono"]
@@ -22,13 +22,13 @@ FIX_MODES = ("start", "center", "random")
 
 def _check_rate(value, name: str) -> int:
     """``value`` as a positive int, else a ConfigError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+    if not is_int(value) or value <= 0:
         raise ConfigError(f"{name} must be a positive integer (Hz), got {value!r}")
     return int(value)
 
 
 def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+    if not is_int(value) or value <= 0:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
+from earmark.checks import is_int, is_number
 from earmark.errors import ConfigError
 
 Rng = int | np.random.Generator | torch.Generator | None
@@ -52,7 +51,7 @@ class Invalid(ValueError):
 
 
 def _real(value: Any, what: str = "a finite number") -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+    if not is_number(value):
         raise Invalid(f"expected {what}, got {value!r}")
     return float(value)
 
@@ -83,7 +82,7 @@ def number_or_range(*, gt: float | None = None, symmetric: bool = False) -> Call
 
 def integer(*, minimum: int) -> Callable[[Any], int]:
     def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        if not is_int(value) or value < minimum:
             what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
             raise Invalid(f"expected {what}, got {value!r}")
         return int(value)

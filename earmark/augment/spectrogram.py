@@ -28,6 +28,7 @@ from earmark.augment._common import (
     integer,
     validated,
 )
+from earmark.checks import is_number
 from earmark.errors import ConfigError, DataError
 
 __all__ = ["spec_augment", "spec_augment_copies", "spec_augment_dataset"]
@@ -38,7 +39,7 @@ def _mask_value(value: Any) -> str | float:
         if value != "mean":
             raise Invalid(f"expected 'mean' or a finite number, got {value!r}")
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not math.isfinite(value):
+    if not is_number(value):
         raise Invalid(f"expected 'mean' or a finite number, got {value!r}")
     return float(value)
 

@@ -11,7 +11,6 @@ tensor and never touches the other arrays, so a dataset larger than memory can b
 
 from __future__ import annotations
 
-import numbers
 import operator
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from earmark.checks import is_int
 from earmark.errors import ConfigError, DataError
 
 __all__ = ["CROPS", "FeatureDataset"]
@@ -28,7 +28,7 @@ CROPS = ("random", "center", "start")
 
 
 def _check_seed(seed: Any, key: str = "seed") -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
+    if not is_int(seed) or not 0 <= seed < 2**63:
         raise ConfigError(f"{key}: must be an integer in [0, 2**63), got {seed!r}")
     return int(seed)
 
@@ -36,7 +36,7 @@ def _check_seed(seed: Any, key: str = "seed") -> int:
 def _check_frames(frames: Any, key: str = "frames") -> int | None:
     if frames is None:
         return None
-    if isinstance(frames, bool) or not isinstance(frames, numbers.Integral) or frames < 1:
+    if not is_int(frames) or frames < 1:
         raise ConfigError(f"{key}: must be a positive integer or None, got {frames!r}")
     return int(frames)
 

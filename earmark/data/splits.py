@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from earmark.checks import is_int
 from earmark.errors import ConfigError, DataError
 
 SPLIT_POLICIES = ("predefined", "stratified", "group")
@@ -226,7 +227,7 @@ def kfold(
     """
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
+    if not is_int(k) or k < 2:
         raise ConfigError(f"folds: expected an integer >= 2, got {k!r}")
     k = int(k)
     y = _as_array(labels, "labels")

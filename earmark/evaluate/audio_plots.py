@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from earmark.checks import is_int, is_number
 from earmark.errors import ConfigError, DataError
 
 __all__ = ["PLOTS", "figure_png", "plot_fbank", "plot_file", "plot_spectrogram", "plot_waveform"]
@@ -45,7 +46,7 @@ def _signal(y: Any, sr: Any, where: str) -> tuple[np.ndarray, int]:
     if not np.isfinite(a).all():
         bad = int(np.count_nonzero(~np.isfinite(a)))
         raise DataError(f"{where}: expected finite samples, got {bad} NaN/Inf of {a.size}")
-    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
+    if not is_int(sr) or sr <= 0:
         raise ConfigError(f"{where}: sr must be a positive integer (Hz), got {sr!r}")
     return a, int(sr)
 
@@ -240,7 +241,7 @@ def figure_png(fig, dpi: int = _DPI) -> bytes:
     bytes
         A PNG file's content (starts with ``b"\\x89PNG"``).
     """
-    if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or dpi <= 0:
+    if not is_number(dpi) or dpi <= 0:
         raise ConfigError(f"figure_png: dpi must be > 0, got {dpi!r}")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)

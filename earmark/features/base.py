@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from earmark.checks import is_int
 from earmark.errors import ConfigError
 from earmark.registry import Registry
 
@@ -68,7 +69,7 @@ class Feature:
             known = ", ".join(["sr", *self.defaults])
             raise ConfigError(f"feature {self.name!r}: unknown parameter {unknown[0]!r}; known: {known}")
         out = {"sr": self.sr, **self.defaults, **params}
-        if not isinstance(out["sr"], (int, np.integer)) or out["sr"] <= 0:
+        if not is_int(out["sr"]) or out["sr"] <= 0:
             raise ConfigError(f"feature {self.name!r}: sr must be a positive integer, got {out['sr']!r}")
         out["sr"] = int(out["sr"])
         return out

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from earmark.checks import is_int
 from earmark.errors import ConfigError, DataError
 from earmark.features.base import as_tensor
 
@@ -40,7 +41,7 @@ def _waveform_tensor(y: Any, feature: str, min_samples: int = 1) -> tuple[torch.
 
 
 def _int_param(feature: str, name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ConfigError(f"{feature}: {name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from earmark.checks import is_number
 from earmark.errors import ConfigError, DataError
 from earmark.fsutil import atomic_path
 
@@ -34,8 +35,7 @@ def to_image(S: Any, *, top_db: float | None = 80.0) -> np.ndarray:
         Row 0 is the highest band, column 0 the first frame.
     """
     if top_db is not None:
-        if isinstance(top_db, bool) or not isinstance(top_db, (int, float, np.integer, np.floating)) \
-                or not np.isfinite(top_db) or top_db <= 0:
+        if not is_number(top_db) or top_db <= 0:
             raise ConfigError(f"to_image: top_db must be a number > 0 or None, got {top_db!r}")
     if isinstance(S, torch.Tensor):
         S = S.detach().cpu().numpy()

@@ -36,6 +36,7 @@ from sklearn.svm import SVC
 from sklearn.utils._param_validation import Interval, InvalidParameterError, Options, StrOptions, make_constraint
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
+from earmark.checks import is_int, is_number
 from earmark.errors import ConfigError, NotFittedError
 from earmark.registry import Registry
 
@@ -249,7 +250,7 @@ def check_seed(seed: Any, key: str = "seed") -> None:
     """``seed`` must be None or an integer in [0, 2**32 - 1] (what ``random_state`` accepts)."""
     if seed is None:
         return
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) < 2**32:
+    if not is_int(seed) or not 0 <= int(seed) < 2**32:
         raise ConfigError(f"{key}: expected None or an integer in [0, 2**32 - 1], got {seed!r}")
 
 
@@ -335,7 +336,7 @@ def _check_hidden_layers(params: Mapping[str, Any], key: str) -> None:
     v = params["hidden_layer_sizes"]
     sizes = [v] if isinstance(v, numbers.Integral) else v
     ok = isinstance(sizes, (list, tuple)) and len(sizes) > 0 and all(
-        isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in sizes)
+        is_int(s) and s >= 1 for s in sizes)
     if not ok:
         raise ConfigError(f"{key}.hidden_layer_sizes: must be a list of integers >= 1 (one per hidden layer), "
                           f"got {v!r}")
@@ -453,7 +454,6 @@ def make_step(option: str, value: Any, *, seed: int | None = None, key: str | No
         raise ConfigError(f"{key}: unknown pipeline option {option!r}; known: {', '.join(PIPELINE_OPTIONS)}")
     if value is None:
         return None
-    is_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     if option == "scaler":
         if value == "standard":
             return StandardScaler()
@@ -461,14 +461,14 @@ def make_step(option: str, value: Any, *, seed: int | None = None, key: str | No
             return RobustScaler()
         raise ConfigError(f"{key}: expected one of 'standard', 'robust' or None, got {value!r}")
     if option == "select_k":
-        if not is_int or value < 1:
+        if not is_int(value) or value < 1:
             raise ConfigError(f"{key}: expected an integer >= 1 (number of features kept) or None, got {value!r}")
         return ClippedSelectKBest(f_classif, k=int(value))
     # pca
-    is_frac = isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral))
+    is_frac = is_number(value) and not is_int(value)
     if is_frac and 0 < value < 1:
         n = float(value)
-    elif is_int and value >= 1:
+    elif is_int(value) and value >= 1:
         n = int(value)
     elif is_frac and value > 1 and float(value).is_integer():  # 2.0 from a float-typed config field
         n = int(value)

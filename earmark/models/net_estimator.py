@@ -37,6 +37,7 @@ from sklearn.utils.multiclass import type_of_target
 from torch.utils.data import Subset
 
 from earmark.augment import compose
+from earmark.checks import is_number
 from earmark.data.feature_dataset import FeatureDataset, _check_frames, _check_seed
 from earmark.data.splits import group_split, stratified_split
 from earmark.errors import ConfigError, DataError, NotFittedError
@@ -338,7 +339,7 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         frames = _check_frames(self.frames)
         seed = _check_seed(self.seed)
         vf = self.val_fraction
-        if isinstance(vf, bool) or not isinstance(vf, numbers.Real) or not 0.0 <= float(vf) < 1.0:
+        if not is_number(vf) or not 0.0 <= float(vf) < 1.0:
             raise ConfigError(f"val_fraction: must be in [0, 1), got {vf!r}")
         if not isinstance(self.network, str):
             raise ConfigError(f"network: expected a registered network name, got {self.network!r}")

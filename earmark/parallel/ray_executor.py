@@ -15,6 +15,7 @@ import threading
 from concurrent.futures import Executor, Future, InvalidStateError
 from typing import Any, Callable
 
+from earmark.checks import is_int
 from earmark.errors import ConfigError
 
 _worker_ready = False
@@ -70,7 +71,7 @@ class RayExecutor(Executor):
             raise ConfigError(f"--ray {address}: Ray is not installed (pip install 'earmark[ray]')") from None
         if not isinstance(address, str) or not address.strip():
             raise ConfigError(f"--ray: expected an address (local, auto, HOST:PORT or ray://HOST:PORT), got {address!r}")
-        if num_cpus is not None and (isinstance(num_cpus, bool) or not isinstance(num_cpus, int) or num_cpus < 1):
+        if num_cpus is not None and (not is_int(num_cpus) or num_cpus < 1):
             raise ConfigError(f"--ray {address}: num_cpus must be a positive integer, got {num_cpus!r}")
         self._ray = ray
         self.address = address.strip()

@@ -32,6 +32,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from earmark.checks import is_int, is_number
 from earmark.errors import AudioDecodeError, ConfigError, DataError
 
 __all__ = ["create_app"]
@@ -227,10 +228,13 @@ def create_app(
     from earmark.run import Run
     from earmark.serve.page import PAGE
 
-    if isinstance(max_mb, bool) or not isinstance(max_mb, (int, float)) or not max_mb > 0:
+    if not is_number(max_mb) or max_mb <= 0:
         raise ConfigError(f"serve: max_mb must be > 0, got {max_mb!r}")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+    if not is_int(top_k) or top_k < 1:
         raise ConfigError(f"serve: top_k must be an integer >= 1, got {top_k!r}")
+    if isinstance(max_mb, np.generic):  # plain numbers in the JSON of /api/info
+        max_mb = max_mb.item()
+    top_k = int(top_k)
     limit = int(max_mb * _MB)
     run = Run.load(run_dir)
     labels = run.labels

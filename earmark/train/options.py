@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,18 +10,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from earmark.checks import is_int, is_number
 from earmark.errors import ConfigError
 from earmark.train.schedules import OPTIMIZERS, check_schedule
 
 KEY = "train"
-
-
-def _int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _real(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _device_name(v: Any) -> bool:
@@ -33,19 +25,19 @@ def _device_name(v: Any) -> bool:
 
 
 _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "epochs": (lambda v: _int(v) and v >= 1, "must be an integer >= 1"),
-    "batch_size": (lambda v: _int(v) and v >= 1, "must be an integer >= 1"),
+    "epochs": (lambda v: is_int(v) and v >= 1, "must be an integer >= 1"),
+    "batch_size": (lambda v: is_int(v) and v >= 1, "must be an integer >= 1"),
     "optimizer": (lambda v: isinstance(v, str), "must be an optimizer name"),
-    "lr": (lambda v: _real(v) and v > 0, "must be > 0"),
-    "backbone_lr": (lambda v: v is None or (_real(v) and v > 0), "must be > 0 or None"),
-    "weight_decay": (lambda v: _real(v) and v >= 0, "must be >= 0"),
+    "lr": (lambda v: is_number(v) and v > 0, "must be > 0"),
+    "backbone_lr": (lambda v: v is None or (is_number(v) and v > 0), "must be > 0 or None"),
+    "weight_decay": (lambda v: is_number(v) and v >= 0, "must be >= 0"),
     "schedule_params": (lambda v: isinstance(v, dict), "must be a mapping"),
-    "label_smoothing": (lambda v: _real(v) and 0 <= v < 1, "must be in [0, 1)"),
-    "early_stopping_patience": (lambda v: v is None or (_int(v) and v >= 1), "must be an integer >= 1 or None"),
-    "grad_clip": (lambda v: v is None or (_real(v) and v > 0), "must be > 0 or None"),
+    "label_smoothing": (lambda v: is_number(v) and 0 <= v < 1, "must be in [0, 1)"),
+    "early_stopping_patience": (lambda v: v is None or (is_int(v) and v >= 1), "must be an integer >= 1 or None"),
+    "grad_clip": (lambda v: v is None or (is_number(v) and v > 0), "must be > 0 or None"),
     "amp": (lambda v: isinstance(v, bool), "must be true or false"),
-    "seed": (lambda v: _int(v) and 0 <= v < 2**32, "must be an integer in [0, 2**32)"),
-    "num_workers": (lambda v: _int(v) and v >= 0, "must be an integer >= 0"),
+    "seed": (lambda v: is_int(v) and 0 <= v < 2**32, "must be an integer in [0, 2**32)"),
+    "num_workers": (lambda v: is_int(v) and v >= 0, "must be an integer >= 0"),
     "balanced_sampling": (lambda v: isinstance(v, bool), "must be true or false"),
     "device": (_device_name, "must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
 }

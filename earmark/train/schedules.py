@@ -21,8 +21,6 @@ ConfigError: train.schedule: unknown schedule 'cosin'; did you mean 'cosine', 'c
 from __future__ import annotations
 
 import inspect
-import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +33,7 @@ from torch.optim.lr_scheduler import (
     ReduceLROnPlateau,
 )
 
+from earmark.checks import is_int, is_number
 from earmark.errors import ConfigError
 from earmark.registry import Registry
 
@@ -55,9 +54,8 @@ LENGTH_DEPENDENT = frozenset({"cosine", "onecycle"})
 def _number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
             low_open: bool = False, integer: bool = False) -> Any:
     """Check one schedule parameter; ConfigError names ``train.schedule_params.<name>``."""
-    ok_type = isinstance(value, numbers.Integral if integer else numbers.Real) and not isinstance(value, bool)
     what = "an integer" if integer else "a number"
-    if not ok_type or not math.isfinite(value):
+    if not (is_int(value) if integer else is_number(value)):
         raise ConfigError(f"{PARAMS_KEY}.{name}: must be {what}, got {value!r}")
     if low is not None and (value <= low if low_open else value < low):
         raise ConfigError(f"{PARAMS_KEY}.{name}: must be {'>' if low_open else '>='} {low}, got {value!r}")
@@ -175,7 +173,7 @@ def make_scheduler(name: str | None, optimizer: Optimizer, *, epochs: int, steps
     if name is None:
         return None
     for key, value in (("train.epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        if not is_int(value) or value < 1:
             raise ConfigError(f"{key}: must be an integer >= 1, got {value!r}")
     return SCHEDULES.get(name)(optimizer, epochs=int(epochs), steps_per_epoch=int(steps_per_epoch), **kw)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import warnings
 
 import difflib
-import numbers
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -27,6 +26,7 @@ from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
+from earmark.checks import is_int
 from earmark.errors import ConfigError, DataError
 from earmark.models.classical import PIPELINE_OPTIONS, check_seed, default_grid, get_model, make_model, make_step
 
@@ -76,7 +76,7 @@ class SearchResult:
 
 
 def _check_folds(folds: Any, key: str) -> int:
-    if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2:
+    if not is_int(folds) or folds < 2:
         raise ConfigError(f"{key}.folds: expected an integer >= 2, got {folds!r}")
     return int(folds)
 
@@ -359,7 +359,7 @@ def grid_search(
     names = _check_candidates(candidates)
     check_seed(seed, f"{KEY}.seed")
     scoring = _check_scoring(scoring, KEY)
-    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0):
+    if n_jobs is not None and (not is_int(n_jobs) or n_jobs == 0):
         raise ConfigError(f"{KEY}.n_jobs: expected a non-zero integer or None, got {n_jobs!r}")
     param_grid, model_name, searched = build_param_grid(
         names, grids=grids, params=params, seed=seed, scaler=scaler, select_k=select_k, pca=pca)

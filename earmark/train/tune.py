@@ -40,7 +40,6 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import numbers
 import os
 import shutil
 import socket
@@ -297,7 +296,7 @@ def tune(raw: Mapping[str, Any], out: str | os.PathLike, *, trials: int, storage
     import optuna
     from optuna.trial import TrialState
 
-    if isinstance(trials, bool) or not isinstance(trials, numbers.Integral) or trials < 1:
+    if not is_int(trials) or trials < 1:
         raise ConfigError(f"--trials: expected an integer >= 1, got {trials!r}")
     if timeout is not None and not (is_number(timeout) and timeout > 0):
         raise ConfigError(f"--timeout: expected seconds > 0, got {timeout!r}")

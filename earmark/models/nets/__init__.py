@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from earmark.checks import is_int, is_number
 from earmark.errors import ConfigError, DataError
 from earmark.registry import Registry
 
@@ -74,7 +75,7 @@ def as_image(x: torch.Tensor, in_channels: int, arch: str) -> torch.Tensor:
 
 def check_probability(value: Any, arch: str, key: str = "dropout") -> float:
     """Validate a dropout rate in [0, 1) and return it as a float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) < 1.0:
+    if not is_number(value) or not 0.0 <= float(value) < 1.0:
         raise ConfigError(f"network {arch!r}: {key} must be in [0, 1), got {value!r}")
     return float(value)
 
@@ -83,7 +84,7 @@ def check_positive_ints(values: Any, arch: str, key: str, length: int | None = N
     """Validate one positive int or a sequence of them (of ``length`` if given); return a tuple."""
     seq = (values,) if isinstance(values, numbers.Integral) else values
     ok = isinstance(seq, Sequence) and not isinstance(seq, str) and len(seq) > 0 and all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in seq)
+        is_int(v) and v >= 1 for v in seq)
     if not ok or (length is not None and len(seq) != length):
         what = f"{length} positive integers" if length else "positive integers"
         raise ConfigError(f"network {arch!r}: {key} must be {what}, got {values!r}")
@@ -155,7 +156,7 @@ def create_network(name: str, *, n_classes: int, in_channels: int = 1, seed: int
     """
     factory = NETWORKS.get(name)
     for key, value in (("n_classes", n_classes), ("in_channels", in_channels)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        if not is_int(value) or value < 1:
             raise ConfigError(f"network {name!r}: {key} must be a positive integer, got {value!r}")
     sig = inspect.signature(factory)
     if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):

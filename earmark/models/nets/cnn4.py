@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from earmark.checks import is_int
 from earmark.models.nets import (
     NETWORKS,
     as_image,
@@ -44,7 +45,7 @@ class CNN4(nn.Module):
                  filters: int | tuple[int, ...] = (32, 64, 128, 256), dropout: float = 0.3):
         super().__init__()
         (k,) = check_positive_ints(kernel_size, self.arch, "kernel_size", length=1)
-        if isinstance(filters, int) and not isinstance(filters, bool):
+        if is_int(filters):
             filters = tuple(filters * 2**i for i in range(4))
         filters = check_positive_ints(filters, self.arch, "filters", length=4)
         dropout = check_probability(dropout, self.arch)

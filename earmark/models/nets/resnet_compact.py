@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from earmark.checks import is_int
 from earmark.models.nets import (
     NETWORKS,
     as_image,
@@ -51,7 +52,7 @@ class ResNetCompact(nn.Module):
                  blocks: int | tuple[int, ...] = 2, hidden: int = 256, dropout: float = 0.3):
         super().__init__()
         channels = check_positive_ints(channels, self.arch, "channels")
-        if isinstance(blocks, int) and not isinstance(blocks, bool):
+        if is_int(blocks):
             blocks = (blocks,) * len(channels)
         blocks = check_positive_ints(blocks, self.arch, "blocks", length=len(channels))
         (hidden,) = check_positive_ints(hidden, self.arch, "hidden", length=1)
