@@ -60,8 +60,9 @@ class RayExecutor(Executor):
     Notes
     -----
     Exceptions raised by a job reach ``future.result()`` as the job raised them (not wrapped in
-    Ray's ``RayTaskError``). ``shutdown(cancel_futures=True)`` cancels the tasks that have not
-    finished.
+    Ray's ``RayTaskError``). ``shutdown(cancel_futures=True)``, and leaving a ``with`` block on an
+    error or Ctrl-C, asks Ray to cancel the unfinished tasks and returns without waiting for them
+    (Ray's cancellation is best effort; an instance started by the executor is stopped anyway).
     """
 
     def __init__(self, address: str = "local", *, num_cpus: int | None = None):
@@ -114,7 +115,7 @@ class RayExecutor(Executor):
         if cancel_futures:
             for ref in refs:
                 try:
-                    self._ray.cancel(ref)
+                    self._ray.cancel(ref)  # best effort: Ray may still finish a task it was starting
                 except Exception:  # already finished, or the cluster is gone: nothing left to stop
                     pass
         if wait and refs and not cancel_futures:
