@@ -75,6 +75,7 @@ def test_ray_executor_runs_jobs_as_tasks_and_raises_the_jobs_own_errors(ray_loca
     assert os.getpid() not in {f.result(timeout=120) for f in pids}
     assert ex.submit(math.fsum, [0.1] * 10).result(timeout=120) == 1.0
     assert ex.submit(sorted, [3, 1, 2], reverse=True).result(timeout=120) == [3, 2, 1]  # keyword arguments
+    assert not ex._refs  # finished tasks are forgotten: their results do not stay pinned in Ray's object store
     failed = ex.submit(make_executor, -4)
     error = failed.exception(timeout=120)
     assert type(error) is ConfigError  # not Ray's RayTaskError wrapper

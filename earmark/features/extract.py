@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import Executor, Future, as_completed
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -230,25 +230,37 @@ def _run(fs: FeatureStore, todo: dict, report: ExtractReport, *, jobs, executor,
     chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
     own_executor = executor is None
     executor = executor or make_executor(jobs)
-    futures: dict[Future, list] = {}
-    try:
-        for chunk in chunks:
-            futures[executor.submit(compute_chunk, fs.feature.name, fs.params, [c for _, (c, _) in chunk],
+    # A few chunks per worker in flight, not all of them: results reach the store as they come (a kill
+    # loses at most those), memory stays bounded, and an inline executor (which computes on submit)
+    # writes chunk by chunk too.
+    pending: dict[Future, list] = {}
+    queue = iter(chunks)
+
+    def submit_next() -> None:
+        chunk = next(queue, None)
+        if chunk is not None:
+            pending[executor.submit(compute_chunk, fs.feature.name, fs.params, [c for _, (c, _) in chunk],
                                     fs.separate, fs.augment)] = chunk
+
+    try:
         with fs.writer() as writer, progress_bar(progress, len(items), f"extract {fs.feature.name}") as advance:
-            for future in as_completed(futures):
-                entries = []
-                chunk = futures[future]
-                for (key, (clip, st)), (result, audio_s) in zip(chunk, future.result()):
-                    if isinstance(result, str):
-                        report.failures.append(Failure(clip.id, clip.path, result))
-                    else:
-                        entries.append((clip, key, st, result))
-                        report.audio_seconds += audio_s
-                report.n_computed += writer.add(entries)
-                advance(len(chunk))
+            for _ in range(4 * n_workers):
+                submit_next()
+            while pending:
+                for future in wait(pending, return_when=FIRST_COMPLETED).done:
+                    chunk = pending.pop(future)
+                    entries = []
+                    for (key, (clip, st)), (result, audio_s) in zip(chunk, future.result()):
+                        if isinstance(result, str):
+                            report.failures.append(Failure(clip.id, clip.path, result))
+                        else:
+                            entries.append((clip, key, st, result))
+                            report.audio_seconds += audio_s
+                    report.n_computed += writer.add(entries)
+                    advance(len(chunk))
+                    submit_next()
     except BaseException:
-        for f in futures:
+        for f in pending:
             f.cancel()
         raise
     finally:

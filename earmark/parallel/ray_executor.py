@@ -88,7 +88,7 @@ class RayExecutor(Executor):
                                   f"({type(exc).__name__}: {exc})") from None
         self.n_workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._task = ray.remote(num_cpus=1)(_run_job)
-        self._refs: list[Any] = []
+        self._refs: set[Any] = set()  # unfinished tasks only: a finished one's result must not stay pinned
         self._lock = threading.Lock()
         self._closed = False
 
@@ -97,10 +97,15 @@ class RayExecutor(Executor):
             if self._closed:
                 raise RuntimeError("cannot submit a job after shutdown")
             ref = self._task.remote(fn, args, kwargs)
-            self._refs.append(ref)
+            self._refs.add(ref)
         future: Future = Future()
-        ref.future().add_done_callback(lambda done: _deliver(done, future))
+        ref.future().add_done_callback(lambda done: self._finished(ref, done, future))
         return future
+
+    def _finished(self, ref: Any, done: Future, future: Future) -> None:
+        with self._lock:
+            self._refs.discard(ref)
+        _deliver(done, future)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         self.shutdown(wait=True, cancel_futures=exc_type is not None)  # an error or Ctrl-C stops the tasks
@@ -111,7 +116,7 @@ class RayExecutor(Executor):
             if self._closed:
                 return
             self._closed = True
-            refs, self._refs = self._refs, []
+            refs, self._refs = list(self._refs), set()
         if cancel_futures:
             for ref in refs:
                 try:
