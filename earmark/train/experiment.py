@@ -33,10 +33,12 @@ def is_network(cfg: ExperimentConfig) -> bool:
 
 
 def clip_features(cfg: ExperimentConfig, manifest: Manifest, *, progress: bool = False,
-                  executor: Executor | None = None) -> tuple[list[np.ndarray], np.ndarray, list[Failure]]:
+                  executor: Executor | None = None, compute: bool = True) -> tuple[list[np.ndarray], np.ndarray, list[Failure]]:
     """Per-clip feature arrays of a manifest (memory-mapped), extracted into (or read from) the store
     (of the clips' ``audio.separate`` stem when the config separates vocals). Missing clips are
-    extracted through ``executor`` when one is given, else ``features.jobs`` local workers.
+    extracted through ``executor`` when one is given, else ``features.jobs`` local workers;
+    ``compute=False`` only reads what the store holds (ensemble members, whose run extracted the
+    features already, and which must not all retry a bad clip in the same store at once).
 
     Returns
     -------
@@ -48,15 +50,19 @@ def clip_features(cfg: ExperimentConfig, manifest: Manifest, *, progress: bool =
     """
     f = cfg.features
     sep = cfg.audio.separate
-    report = extract(manifest, f.name, f.store, params=f.params, jobs=f.jobs, executor=executor, progress=progress,
-                     separate=sep)
+    failures = []
+    if compute:
+        failures = extract(manifest, f.name, f.store, params=f.params, jobs=f.jobs, executor=executor,
+                           progress=progress, separate=sep).failures
     with FeatureStore(f.store, f.name, f.params, separate=sep) as store:
         table = store.load(manifest)
-    return [a for a in table.arrays if a is not None], table.present(), report.failures
+    if not compute:
+        failures = [Failure(c.id, c.path, "not in the feature store") for c in table.missing]
+    return [a for a in table.arrays if a is not None], table.present(), failures
 
 
 def validation_data(cfg: ExperimentConfig, manifest: Manifest, *, progress: bool = False,
-                    executor: Executor | None = None) -> tuple[tuple[list[np.ndarray], np.ndarray] | None, list[Failure]]:
+                    executor: Executor | None = None, compute: bool = True) -> tuple[tuple[list[np.ndarray], np.ndarray] | None, list[Failure]]:
     """``((arrays, labels), failures)`` of the clips of ``data.val_split`` (networks validate on them),
     or ``(None, [])`` without one.
 
@@ -72,14 +78,14 @@ def validation_data(cfg: ExperimentConfig, manifest: Manifest, *, progress: bool
         raise DataError(f"{cfg.data.manifest}: data.val_split {name!r} is not a split of the manifest "
                         f"(it has {sorted(set(manifest.splits))})")
     val_set = manifest.select(split=name)
-    arrays, ok, failures = clip_features(cfg, val_set, progress=progress, executor=executor)
+    arrays, ok, failures = clip_features(cfg, val_set, progress=progress, executor=executor, compute=compute)
     if not arrays:
         raise DataError(f"{cfg.data.manifest}: split {name!r} (data.val_split) has no clip with usable audio")
     return (arrays, val_set.labels[ok]), failures
 
 
 def copy_features(cfg: ExperimentConfig, manifest: Manifest, ok: np.ndarray, *, progress: bool = False,
-                  executor: Executor | None = None) -> tuple[list[np.ndarray], np.ndarray, list[Failure]]:
+                  executor: Executor | None = None, compute: bool = True) -> tuple[list[np.ndarray], np.ndarray, list[Failure]]:
     """The offline augmented copies (``train.copies``) of the clips that have features (``ok``).
 
     Each copy is extracted into (or read from) its own store folder, keyed by the copy's settings
@@ -103,16 +109,17 @@ def copy_features(cfg: ExperimentConfig, manifest: Manifest, ok: np.ndarray, *, 
     source: list[int] = []
     failures: list[Failure] = []
     for s in settings:
-        report = extract(manifest, f.name, f.store, params=f.params, jobs=f.jobs, executor=executor,
-                         progress=progress, separate=cfg.audio.separate, augment=s)
+        if compute:
+            report = extract(manifest, f.name, f.store, params=f.params, jobs=f.jobs, executor=executor,
+                             progress=progress, separate=cfg.audio.separate, augment=s)
+            failures += [Failure(x.id, x.path, f"copy {s['copy']}: {x.reason}") for x in report.failures
+                         if not x.reason.startswith(("file not found", "cannot read"))]
         with FeatureStore(f.store, f.name, f.params, separate=cfg.audio.separate, augment=s) as store:
             table = store.load(manifest)
         for i, a in enumerate(table.arrays):
             if a is not None and ok[i]:
                 arrays.append(a)
                 source.append(int(position[i]))
-        failures += [Failure(x.id, x.path, f"copy {s['copy']}: {x.reason}") for x in report.failures
-                     if not x.reason.startswith(("file not found", "cannot read"))]
     return arrays, np.asarray(source, dtype=np.int64), failures
 
 
@@ -238,9 +245,10 @@ def train_member(config: dict[str, Any], index: int, out: str, resume: bool = Fa
     cfg = validate_config(config)
     manifest = Manifest.read(cfg.data.manifest)
     train_set = manifest.select(split=cfg.data.train_split)
-    arrays, ok, _ = clip_features(cfg, train_set)
-    val, _ = validation_data(cfg, manifest)
-    copies, source, _ = copy_features(cfg, train_set, ok)  # the run's copies, made once for every member
+    # The run extracted every feature before starting its members: read them, never extract again.
+    arrays, ok, _ = clip_features(cfg, train_set, compute=False)
+    val, _ = validation_data(cfg, manifest, compute=False)
+    copies, source, _ = copy_features(cfg, train_set, ok, compute=False)  # the run's copies, made once for every member
     cfg.train.seed = cfg.train.seed + index
     folder = Path(out) / "members" / str(index)
     estimator = network_estimator(cfg, folder, progress=False)
