@@ -184,3 +184,9 @@ def test_separate_with_ray_writes_what_local_workers_write(clips, tmp_path):
         a, _ = sf.read(tmp_path / "ray" / name, dtype="int16")
         b, _ = sf.read(tmp_path / "local" / name, dtype="int16")
         assert np.abs(a.astype(int) - b).max() <= 1  # other processes, other thread counts: at most 1 PCM step
+
+
+@pytest.mark.parametrize("command", ["extract", "train", "separate"])
+def test_help_documents_ray(command):
+    shown = _earmark(command, "--help").stdout
+    assert "--ray" in shown and "pip install 'earmark[ray]'" in shown and "ray://HOST:10001" in shown

@@ -15,7 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-RAY_HELP = ("Run the jobs on a Ray cluster (pip install 'earmark[ray]'): local (start one on this machine), "
+RAY_HELP = ("Run the jobs on a Ray cluster (pip install 'earmark\\[ray]'): local (start one on this machine), "
             "auto (the cluster this machine joined with `ray start`), HOST:PORT or ray://HOST:10001.")
 
 

@@ -29,7 +29,7 @@ def extract_command(
     when any clip failed, 0 otherwise.
 
     With --ray ADDRESS the clips are decoded and their features computed as Ray tasks on a cluster
-    (pip install 'earmark[ray]'); the audio must be visible to every node under the same paths, and
+    (pip install 'earmark\\[ray]'); the audio must be visible to every node under the same paths, and
     this process alone writes the store.
     """
     from rich.console import Console
