@@ -50,7 +50,7 @@ def clip_features(cfg: ExperimentConfig, manifest: Manifest, *, progress: bool =
     """
     f = cfg.features
     sep = cfg.audio.separate
-    failures = []
+    failures: list[Failure] = []
     if compute:
         failures = extract(manifest, f.name, f.store, params=f.params, jobs=f.jobs, executor=executor,
                            progress=progress, separate=sep).failures
