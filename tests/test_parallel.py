@@ -14,7 +14,7 @@ import pytest
 
 from earmark.data.demo import make_demo_dataset
 from earmark.errors import ConfigError
-from earmark.parallel import InlineExecutor, make_executor
+from earmark.parallel import InlineExecutor, as_finished, make_executor, n_workers
 
 
 def test_make_executor_rejects_negative_jobs():
@@ -37,6 +37,45 @@ def test_process_pool_runs_jobs_in_other_processes():
         pids = {ex.submit(os.getpid).result() for _ in range(4)}
         assert os.getpid() not in pids
         assert ex.submit(math.fsum, [0.1] * 10).result() == 1.0
+
+
+def test_n_workers_of_each_kind_of_executor():
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert n_workers(make_executor(1)) == 1
+    with make_executor(2) as pool, ThreadPoolExecutor(3) as threads:
+        assert n_workers(pool) == 2 and n_workers(threads) == 3
+
+
+def test_as_finished_keeps_few_jobs_in_flight_and_yields_every_result():
+    pulled = []
+
+    def jobs():
+        for i in range(10):
+            pulled.append(i)
+            yield i, math.sqrt, (float(i),)
+
+    finished = as_finished(InlineExecutor(), jobs(), in_flight=2)
+    tag, future = next(finished)
+    assert pulled == [0, 1] and tag in (0, 1)  # the inline executor ran two jobs, not ten, before the first result
+    results = {tag: future.result(), **{t: f.result() for t, f in finished}}
+    assert results == {i: math.sqrt(i) for i in range(10)}
+
+
+def test_as_finished_hands_over_a_jobs_error_and_stops_submitting_when_the_caller_stops():
+    pulled = []
+
+    def jobs():
+        for i in range(100):
+            pulled.append(i)
+            yield i, make_executor, (-1 if i == 3 else 1,)
+
+    with make_executor(2) as pool:
+        for tag, future in as_finished(pool, jobs(), in_flight=4):
+            if future.exception() is not None:
+                assert tag == 3 and isinstance(future.exception(), ConfigError)
+                break
+    assert len(pulled) < 100  # the rest was never submitted
 
 
 def _earmark(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -308,10 +308,8 @@ def separate_files(
         Bad method, parameters, ``sr`` or ``subtype``, a backend that is not installed, or two inputs
         with the same output name -- all before any file is read.
     """
-    from concurrent.futures import as_completed
-
     from earmark.features.extract import progress_bar
-    from earmark.parallel import make_executor
+    from earmark.parallel import as_finished, make_executor
 
     t0 = time.perf_counter()
     settings = check_separation({"method": method, "params": params or {}}, key="separate")
@@ -349,23 +347,13 @@ def separate_files(
 
     own = executor is None
     executor = executor or make_executor(jobs)
-    pending = {}
+    jobs_ = (((path, name, source), separate_file, (path, name, str(out_dir), settings, sr, subtype))
+             for path, name, source in todo)
     try:
         with progress_bar(progress, len(todo), f"separate ({method})", unit="files") as advance:
-            for path, name, source in todo:
-                future = executor.submit(separate_file, path, name, str(out_dir), settings, sr, subtype)
-                if future.done():  # an inline executor ran it already: record it before the next one
-                    finish(future.result(), path, name, source)
-                    advance(1)
-                else:
-                    pending[future] = (path, name, source)
-            for future in as_completed(pending):
-                finish(future.result(), *pending[future])
+            for (path, name, source), future in as_finished(executor, jobs_):  # recorded as each finishes
+                finish(future.result(), path, name, source)
                 advance(1)
-    except BaseException:
-        for f in pending:
-            f.cancel()
-        raise
     finally:
         record.close()
         if own:

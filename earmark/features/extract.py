@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -22,7 +22,7 @@ from rich.text import Text
 from earmark.errors import EarmarkError
 from earmark.features.base import get_feature
 from earmark.features.store import Clip, Failure, FeatureStore, _as_clips, clip_key
-from earmark.parallel import default_jobs, make_executor
+from earmark.parallel import as_finished, make_executor, n_workers
 
 
 @dataclass
@@ -224,45 +224,25 @@ def extract(
 
 def _run(fs: FeatureStore, todo: dict, report: ExtractReport, *, jobs, executor, chunk_size, progress) -> None:
     items = list(todo.items())  # [(key, (clip, stat))]
-    n_workers = getattr(executor, "n_workers", None) or jobs or default_jobs()  # a Ray cluster's CPUs
-    if chunk_size is None:
-        chunk_size = int(np.clip(len(items) // (n_workers * 8), 1, 64))
-    chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
     own_executor = executor is None
     executor = executor or make_executor(jobs)
-    # A few chunks per worker in flight, not all of them: results reach the store as they come (a kill
-    # loses at most those), memory stays bounded, and an inline executor (which computes on submit)
-    # writes chunk by chunk too.
-    pending: dict[Future, list] = {}
-    queue = iter(chunks)
-
-    def submit_next() -> None:
-        chunk = next(queue, None)
-        if chunk is not None:
-            pending[executor.submit(compute_chunk, fs.feature.name, fs.params, [c for _, (c, _) in chunk],
-                                    fs.separate, fs.augment)] = chunk
-
+    if chunk_size is None:
+        chunk_size = int(np.clip(len(items) // (n_workers(executor) * 8), 1, 64))
+    chunks = (items[i : i + chunk_size] for i in range(0, len(items), chunk_size))
+    jobs_ = ((chunk, compute_chunk, (fs.feature.name, fs.params, [c for _, (c, _) in chunk], fs.separate, fs.augment))
+             for chunk in chunks)
     try:
         with fs.writer() as writer, progress_bar(progress, len(items), f"extract {fs.feature.name}") as advance:
-            for _ in range(4 * n_workers):
-                submit_next()
-            while pending:
-                for future in wait(pending, return_when=FIRST_COMPLETED).done:
-                    chunk = pending.pop(future)
-                    entries = []
-                    for (key, (clip, st)), (result, audio_s) in zip(chunk, future.result()):
-                        if isinstance(result, str):
-                            report.failures.append(Failure(clip.id, clip.path, result))
-                        else:
-                            entries.append((clip, key, st, result))
-                            report.audio_seconds += audio_s
-                    report.n_computed += writer.add(entries)
-                    advance(len(chunk))
-                    submit_next()
-    except BaseException:
-        for f in pending:
-            f.cancel()
-        raise
+            for chunk, future in as_finished(executor, jobs_):  # each chunk is stored as it arrives
+                entries = []
+                for (key, (clip, st)), (result, audio_s) in zip(chunk, future.result()):
+                    if isinstance(result, str):
+                        report.failures.append(Failure(clip.id, clip.path, result))
+                    else:
+                        entries.append((clip, key, st, result))
+                        report.audio_seconds += audio_s
+                report.n_computed += writer.add(entries)
+                advance(len(chunk))
     finally:
         if own_executor:
             executor.shutdown(wait=True, cancel_futures=True)

@@ -1,5 +1,5 @@
 """Where parallel work runs: core code takes a ``concurrent.futures.Executor`` and never imports Ray."""
 
-from earmark.parallel.executor import InlineExecutor, default_jobs, make_executor
+from earmark.parallel.executor import InlineExecutor, as_finished, default_jobs, make_executor, n_workers
 
-__all__ = ["InlineExecutor", "default_jobs", "make_executor"]
+__all__ = ["InlineExecutor", "as_finished", "default_jobs", "make_executor", "n_workers"]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import sys
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from typing import Any, Callable
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from typing import Any, Callable, Iterable, Iterator
 
 from earmark.errors import ConfigError
 
@@ -23,8 +23,47 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def n_workers(executor: Executor) -> int:
+    """How many jobs ``executor`` runs at once: its ``n_workers`` (earmark's executors, a Ray
+    cluster's CPUs), a standard pool's ``max_workers``, else the number of cores."""
+    return int(getattr(executor, "n_workers", None) or getattr(executor, "_max_workers", None) or default_jobs())
+
+
+def as_finished(executor: Executor, jobs: Iterable[tuple[Any, Callable[..., Any], tuple]], *,
+                in_flight: int | None = None) -> Iterator[tuple[Any, Future]]:
+    """Run ``(tag, fn, args)`` jobs through ``executor``, yielding ``(tag, future)`` as each finishes.
+
+    At most ``in_flight`` jobs (default: 4 per worker) are submitted and unfinished at a time, so the
+    caller stores each result as it comes: memory stays bounded, a kill loses only the jobs in flight,
+    and an inline executor (which runs a job when it is submitted) is consumed job by job as well.
+    When the caller stops early or raises, the jobs not yet started are cancelled.
+    """
+    limit = max(1, in_flight or 4 * n_workers(executor))
+    queue = iter(jobs)
+    pending: dict[Future, Any] = {}
+
+    def submit_next() -> None:
+        job = next(queue, None)
+        if job is not None:
+            tag, fn, args = job
+            pending[executor.submit(fn, *args)] = tag
+
+    try:
+        for _ in range(limit):
+            submit_next()
+        while pending:
+            for future in wait(pending, return_when=FIRST_COMPLETED).done:
+                yield pending.pop(future), future
+                submit_next()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
 class InlineExecutor(Executor):
     """Runs each job in the calling process when it is submitted (``jobs=1``; easy to debug)."""
+
+    n_workers = 1
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         future: Future = Future()
@@ -94,4 +133,6 @@ def make_executor(jobs: int | None = None, *, ray: str | None = None) -> Executo
         return InlineExecutor()
     # fork starts workers in milliseconds with numpy/torch already imported; elsewhere spawn.
     method = "fork" if sys.platform.startswith("linux") else "spawn"
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context(method), initializer=_init_worker)
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context(method), initializer=_init_worker)
+    pool.n_workers = jobs
+    return pool
