@@ -36,7 +36,9 @@ def as_finished(executor: Executor, jobs: Iterable[tuple[Any, Callable[..., Any]
     At most ``in_flight`` jobs (default: 4 per worker) are submitted and unfinished at a time, so the
     caller stores each result as it comes: memory stays bounded, a kill loses only the jobs in flight,
     and an inline executor (which runs a job when it is submitted) is consumed job by job as well.
-    When the caller stops early or raises, the jobs not yet started are cancelled.
+    Jobs that finish together are yielded in the order they were submitted (so an inline executor
+    gives them all in order). When the caller stops early or raises, the jobs not yet started are
+    cancelled.
     """
     limit = max(1, in_flight or 4 * n_workers(executor))
     queue = iter(jobs)
@@ -52,7 +54,8 @@ def as_finished(executor: Executor, jobs: Iterable[tuple[Any, Callable[..., Any]
         for _ in range(limit):
             submit_next()
         while pending:
-            for future in wait(pending, return_when=FIRST_COMPLETED).done:
+            done = wait(pending, return_when=FIRST_COMPLETED).done
+            for future in [f for f in pending if f in done]:  # in submission order (the inline executor: all)
                 yield pending.pop(future), future
                 submit_next()
     finally:
