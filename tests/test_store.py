@@ -173,6 +173,31 @@ def test_second_writer_is_refused(tmp_path):
                 b.writer()
 
 
+def test_a_second_extraction_waits_for_the_writer_and_skips_what_it_stored(tmp_path):
+    from earmark.features.store import clip_key, clips_from_manifest
+
+    mpath = _dataset(tmp_path, 5, duration=1.0, channels=1)
+    m = Manifest.read(mpath)
+    cmd = [sys.executable, "-m", "earmark", "extract", str(mpath), "-f", "fbank", "-s", str(tmp_path / "store"),
+           "-j", "1", "--no-progress"]
+    with FeatureStore(tmp_path / "store", "fbank") as store, store.writer() as writer:  # the other writer
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = proc.stderr.readline()  # returns when the extraction says it waits (or ends)
+        while line and "waiting for it to finish" not in line:
+            line = proc.stderr.readline()
+        assert "another process is writing this feature store; waiting for it to finish" in line
+        assert proc.poll() is None
+        first_two = clips_from_manifest(m)[:2]
+        writer.add([(c, *clip_key(c), fbank(load(c.path, sr=16000))) for c in first_two])
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "5 clips, 2 already stored, 3 computed, 0 failed" in out.replace("\n", " ")
+    with FeatureStore(tmp_path / "store", "fbank") as store:
+        assert len(store) == 5
+        for path, x in zip(m.paths(), store.load(m).arrays):
+            np.testing.assert_array_equal(x, fbank(load(path, sr=16000)))
+
+
 def test_stack_names_missing_clips_and_shape_mismatch(tmp_path):
     sf.write(tmp_path / "a.wav", music_like(16000, 1.0), 16000)
     sf.write(tmp_path / "b.wav", music_like(16000, 2.0), 16000)

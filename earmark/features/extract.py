@@ -223,26 +223,31 @@ def extract(
 
 
 def _run(fs: FeatureStore, todo: dict, report: ExtractReport, *, jobs, executor, chunk_size, progress) -> None:
-    items = list(todo.items())  # [(key, (clip, stat))]
     own_executor = executor is None
     executor = executor or make_executor(jobs)
-    if chunk_size is None:
-        chunk_size = int(np.clip(len(items) // (n_workers(executor) * 8), 1, 64))
-    chunks = (items[i : i + chunk_size] for i in range(0, len(items), chunk_size))
-    jobs_ = ((chunk, compute_chunk, (fs.feature.name, fs.params, [c for _, (c, _) in chunk], fs.separate, fs.augment))
-             for chunk in chunks)
     try:
-        with fs.writer() as writer, progress_bar(progress, len(items), f"extract {fs.feature.name}") as advance:
-            for chunk, future in as_finished(executor, jobs_):  # each chunk is stored as it arrives
-                entries = []
-                for (key, (clip, st)), (result, audio_s) in zip(chunk, future.result()):
-                    if isinstance(result, str):
-                        report.failures.append(Failure(clip.id, clip.path, result))
-                    else:
-                        entries.append((clip, key, st, result))
-                        report.audio_seconds += audio_s
-                report.n_computed += writer.add(entries)
-                advance(len(chunk))
+        with fs.writer(wait=True) as writer:
+            items = list(todo.items())  # [(key, (clip, stat))]
+            if writer.waited:  # another process wrote this store meanwhile: skip what it stored
+                done = fs.keys()
+                items = [item for item in items if item[0] not in done]
+                report.n_cached += len(todo) - len(items)
+            if chunk_size is None:
+                chunk_size = int(np.clip(len(items) // (n_workers(executor) * 8), 1, 64))
+            chunks = (items[i : i + chunk_size] for i in range(0, len(items), chunk_size))
+            jobs_ = ((chunk, compute_chunk, (fs.feature.name, fs.params, [c for _, (c, _) in chunk], fs.separate,
+                                             fs.augment)) for chunk in chunks)
+            with progress_bar(progress, len(items), f"extract {fs.feature.name}") as advance:
+                for chunk, future in as_finished(executor, jobs_):  # each chunk is stored as it arrives
+                    entries = []
+                    for (key, (clip, st)), (result, audio_s) in zip(chunk, future.result()):
+                        if isinstance(result, str):
+                            report.failures.append(Failure(clip.id, clip.path, result))
+                        else:
+                            entries.append((clip, key, st, result))
+                            report.audio_seconds += audio_s
+                    report.n_computed += writer.add(entries)
+                    advance(len(chunk))
     finally:
         if own_executor:
             executor.shutdown(wait=True, cancel_futures=True)

@@ -29,6 +29,7 @@ import json
 import os
 import sqlite3
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -232,12 +233,17 @@ class FeatureStore:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def writer(self) -> "_Writer":
+    def writer(self, *, wait: bool = False) -> "_Writer":
         """Open the store for appending, as a context manager (one writer at a time across processes;
-        cuts an uncommitted tail left by a killed writer)."""
+        cuts an uncommitted tail left by a killed writer).
+
+        While another process writes this store: ``wait=False`` raises :class:`DataError`,
+        ``wait=True`` warns once and waits for it (the writer's ``waited`` is then True: what that
+        process stored meanwhile is in :meth:`keys`).
+        """
         if self._writer is not None:
             raise DataError(f"{self.dir}: this store already has an open writer")
-        self._writer = _Writer(self)
+        self._writer = _Writer(self, wait=wait)
         return self._writer
 
     def close(self) -> None:
@@ -268,14 +274,24 @@ class FeatureStore:
 class _Writer:
     """Appends arrays to ``data.bin`` and commits their index rows after them."""
 
-    def __init__(self, store: FeatureStore):
+    def __init__(self, store: FeatureStore, *, wait: bool = False):
         self.store = store
+        self.waited = False
         self._lock = open(store.dir / "lock", "a+")
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self._lock.close()
-            raise DataError(f"{store.dir}: another process is writing this feature store; wait for it to finish") from None
+            if not wait:
+                self._lock.close()
+                raise DataError(f"{store.dir}: another process is writing this feature store; wait for it to finish") from None
+            warnings.warn(f"{store.dir}: another process is writing this feature store; waiting for it to finish",
+                          stacklevel=3)
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX)
+            except BaseException:  # Ctrl-C while waiting
+                self._lock.close()
+                raise
+            self.waited = True
         end = store._db.execute("SELECT COALESCE(MAX(byte_offset + nbytes), 0) FROM entries").fetchone()[0]
         self._f = open(store.data_path, "a+b")
         self._f.seek(0, os.SEEK_END)
