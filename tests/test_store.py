@@ -169,8 +169,13 @@ def test_torn_tail_from_a_killed_writer_is_cut_off(tmp_path):
 def test_second_writer_is_refused(tmp_path):
     with FeatureStore(tmp_path / "store", "fbank") as a, FeatureStore(tmp_path / "store", "fbank") as b:
         with a.writer():
-            with pytest.raises(DataError, match="another process is writing"):
-                b.writer()
+            # this process holds the lock itself (waiting for it would never end); from another
+            # process, b.writer() says "another process is writing" and wait=True waits (test below)
+            for wait in (False, True):
+                with pytest.raises(DataError, match="this process already has a writer open"):
+                    b.writer(wait=wait)
+        with b.writer(wait=True) as writer:  # released: taken at once
+            assert not writer.waited
 
 
 def test_a_second_extraction_waits_for_the_writer_and_skips_what_it_stored(tmp_path):
@@ -187,6 +192,10 @@ def test_a_second_extraction_waits_for_the_writer_and_skips_what_it_stored(tmp_p
             line = proc.stderr.readline()
         assert "another process is writing this feature store; waiting for it to finish" in line
         assert proc.poll() is None
+        refused = subprocess.run([sys.executable, "-c", "import sys; from earmark.features.store import FeatureStore; "
+                                  "FeatureStore(sys.argv[1], 'fbank').writer()", str(tmp_path / "store")],
+                                 capture_output=True, text=True, timeout=120)  # a writer that does not wait
+        assert "another process is writing this feature store; wait for it to finish" in refused.stderr
         first_two = clips_from_manifest(m)[:2]
         writer.add([(c, *clip_key(c), fbank(load(c.path, sr=16000))) for c in first_two])
     out, err = proc.communicate(timeout=300)

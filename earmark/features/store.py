@@ -271,6 +271,9 @@ class FeatureStore:
         return f"FeatureStore({str(self.dir)!r}, {len(self)} entries)"
 
 
+_WRITING: set[str] = set()  # store folders this process holds the writer lock of (waiting on them would hang)
+
+
 class _Writer:
     """Appends arrays to ``data.bin`` and commits their index rows after them."""
 
@@ -281,8 +284,12 @@ class _Writer:
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            if not wait:
+            self_held = str(store.dir) in _WRITING
+            if not wait or self_held:
                 self._lock.close()
+                if self_held:
+                    raise DataError(f"{store.dir}: this process already has a writer open on this feature store "
+                                    "(through another FeatureStore); close it first") from None
                 raise DataError(f"{store.dir}: another process is writing this feature store; wait for it to finish") from None
             warnings.warn(f"{store.dir}: another process is writing this feature store; waiting for it to finish",
                           stacklevel=3)
@@ -292,6 +299,7 @@ class _Writer:
                 self._lock.close()
                 raise
             self.waited = True
+        _WRITING.add(str(store.dir))
         end = store._db.execute("SELECT COALESCE(MAX(byte_offset + nbytes), 0) FROM entries").fetchone()[0]
         self._f = open(store.data_path, "a+b")
         self._f.seek(0, os.SEEK_END)
@@ -333,6 +341,7 @@ class _Writer:
         self._f.close()
         fcntl.flock(self._lock, fcntl.LOCK_UN)
         self._lock.close()
+        _WRITING.discard(str(self.store.dir))
         self.store._writer = None
 
     def __enter__(self) -> "_Writer":
