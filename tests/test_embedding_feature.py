@@ -21,7 +21,7 @@ from earmark.features.store import FeatureStore
 from earmark.models.pretrained import BACKBONES, create_backbone
 
 NAMES = ["embedding:cnn14", "embedding:cnn14_16k", "embedding:vgg16:fc2", "embedding:vgg16:fc1",
-         "embedding:vgg16:block5_pool", "embedding:resnet50:avg_pool", "embedding:resnet50:layer3"]
+         "embedding:vgg16:block5_pool", "embedding:resnet50:avg_pool", "embedding:resnet50:layer3", "embedding:ge2e"]
 RANDOM = {"weights": "random"}
 
 
@@ -67,6 +67,16 @@ def test_every_embedding_feature_with_random_weights(name):
     out = feat(y, **RANDOM)
     assert isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == (2, feat.dim)
     assert np.isfinite(out).all() and np.abs(out).sum() > 0
+
+
+def test_ge2e_speaker_embedding_feature():
+    feat = get_feature("embedding:ge2e")
+    assert (feat.sr, feat.dim, feat.defaults) == (16000, 256, {"weights": "ge2e"})
+    y = np.stack([music_like(16000, 2.0, f0=f0, seed=s) for s, f0 in enumerate((110.0, 220.0, 440.0))])
+    out = feat(y, **RANDOM)
+    assert out.shape == (3, 256) and out.dtype == np.float32 and (out >= 0).all()
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)  # Resemblyzer's unit-norm embeddings
+    np.testing.assert_allclose(out[1], feat(y[1], **RANDOM), atol=1e-5)
 
 
 def test_feature_contract_on_one_backbone():

@@ -15,10 +15,12 @@ from earmark.features.image import to_image
 from earmark.features.spectral import logmel
 from earmark.models.pretrained import BACKBONES, KNOWN_WEIGHTS, create_backbone
 from earmark.models.pretrained.cnn14 import stft_kernels
+from earmark.models.pretrained.ge2e import normalize_volume, partial_slices
 from earmark.models.pretrained.image_input import IMAGENET_MEAN, IMAGENET_STD, SpectrogramImage
 
 CASES = [("cnn14", "fc1", 2048), ("cnn14_16k", "fc1", 2048), ("vgg16", "fc2", 4096), ("vgg16", "fc1", 4096),
-         ("vgg16", "block5_pool", 512), ("resnet50", "avg_pool", 2048), ("resnet50", "layer3", 1024)]
+         ("vgg16", "block5_pool", 512), ("resnet50", "avg_pool", 2048), ("resnet50", "layer3", 1024),
+         ("ge2e", "embedding", 256)]
 
 
 @functools.lru_cache(maxsize=3)
@@ -27,7 +29,7 @@ def backbone(name: str, cut: str):
 
 
 def test_registry_and_bad_names():
-    assert BACKBONES.names() == ["cnn14", "cnn14_16k", "resnet50", "vgg16"]
+    assert BACKBONES.names() == ["cnn14", "cnn14_16k", "ge2e", "resnet50", "vgg16"]
     assert {c for n in BACKBONES.names() for c in BACKBONES.get(n).cuts} == {c for _, c, _ in CASES}
     for name in BACKBONES.names():
         assert BACKBONES.get(name).weights in KNOWN_WEIGHTS
@@ -84,6 +86,10 @@ def test_random_initialisation_is_seeded():
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a["fc1.weight"], c["fc1.weight"])
     assert torch.equal(a["logmel_extractor.melW"], c["logmel_extractor.melW"])  # the front end is not random
+    g3, g3b, g4 = (create_backbone("ge2e", seed=s).state_dict() for s in (3, 3, 4))
+    assert all(torch.equal(g3[k], g3b[k]) for k in g3)
+    assert not torch.equal(g3["lstm.weight_ih_l0"], g4["lstm.weight_ih_l0"])
+    assert (g4["similarity_weight"].item(), g4["similarity_bias"].item()) == (10.0, -5.0)  # GE2E's initial w, b
 
 
 # ------------------------------------------------------------------------ names and shapes of the official files
@@ -180,15 +186,134 @@ def test_spectrogram_image_is_the_fma_png_resized_and_normalised():
 # ------------------------------------------------------------------------ loading its own weights
 
 
-@pytest.mark.parametrize("name,cut", [("cnn14_16k", "fc1"), ("resnet50", "avg_pool"),
+@pytest.mark.parametrize("name,cut", [("cnn14_16k", "fc1"), ("resnet50", "avg_pool"), ("ge2e", "embedding"),
                                       pytest.param("vgg16", "block5_pool", marks=pytest.mark.slow)])
 def test_strict_load_of_its_own_state_dict(tmp_path, name, cut):
     src = create_backbone(name, cut=cut, seed=7)
     path = tmp_path / f"{name}.pth"
-    torch.save({"model": src.state_dict(), "iteration": 3} if name.startswith("cnn14") else src.state_dict(), path)
+    if name.startswith("cnn14"):  # PANNs' wrapper
+        obj = {"model": src.state_dict(), "iteration": 3}
+    elif name == "ge2e":  # Resemblyzer's
+        obj = {"model_state": src.state_dict(), "step": 5,
+               "optimizer_state": {"state": {}, "param_groups": [{"lr": 1e-4, "params": [0, 1]}]}}
+    else:
+        obj = src.state_dict()
+    torch.save(obj, path)
     net = create_backbone(name, cut=cut, weights=path)
     assert net.pretrained and net.weights_source == str(path) and not net.training
     own, loaded = src.state_dict(), net.state_dict()
     assert all(torch.equal(own[k], loaded[k]) for k in own)
     y = torch.from_numpy(music_like(net.sample_rate, 0.5)[None])
     torch.testing.assert_close(net.embed(y), src.embed(y))
+
+
+# ------------------------------------------------------------------------ ge2e (Resemblyzer's GE2E voice encoder)
+
+
+@functools.lru_cache(maxsize=1)
+def ge2e():
+    return create_backbone("ge2e", seed=1)
+
+
+def _at_dbfs(y: np.ndarray, dbfs: float) -> np.ndarray:
+    return (y * 10 ** (dbfs / 20) / np.sqrt(np.mean(y.astype(np.float64) ** 2))).astype(np.float32)
+
+
+def _reference_slices(n_samples: int) -> list[tuple[int, int]]:
+    """Resemblyzer's ``compute_partial_slices(n_samples, rate=1.3, min_coverage=0.75)``, as written there."""
+    n_frames = int(np.ceil((n_samples + 1) / 160))
+    frame_step = int(np.round((16000 / 1.3) / 160))
+    slices = [(i, i + 160) for i in range(0, max(1, n_frames - 160 + frame_step + 1), frame_step)]
+    if (n_samples - slices[-1][0] * 160) / (160 * 160) < 0.75 and len(slices) > 1:
+        slices = slices[:-1]
+    return slices
+
+
+def test_ge2e_parameter_names_match_resemblyzer():
+    sd = ge2e().state_dict()
+    lstm = {f"lstm.{w}_{kind}_l{i}" for w in ("weight", "bias") for kind in ("ih", "hh") for i in range(3)}
+    assert set(sd) == {"similarity_weight", "similarity_bias", "linear.weight", "linear.bias"} | lstm
+    for key, shape in {"similarity_weight": (1,), "similarity_bias": (1,), "lstm.weight_ih_l0": (1024, 40),
+                       "lstm.weight_hh_l0": (1024, 256), "lstm.weight_ih_l2": (1024, 256), "lstm.bias_hh_l1": (1024,),
+                       "linear.weight": (256, 256), "linear.bias": (256,)}.items():
+        assert tuple(sd[key].shape) == shape, key
+    assert sum(v.numel() for v in sd.values()) == 1_423_618  # VoiceEncoder's parameters; no front end inside
+    net = ge2e()
+    assert (net.min_samples, net.sample_rate, tuple(net.mel_basis.shape)) == (1, 16000, (40, 201))
+
+
+def test_ge2e_front_end_matches_librosa():
+    librosa = pytest.importorskip("librosa")
+    y = music_like(16000, 1.3, f0=330.0, seed=2) + 0.05 * np.random.default_rng(2).standard_normal(20800).astype(np.float32)
+    ref = librosa.feature.melspectrogram(y=y, sr=16000, n_fft=400, hop_length=160, n_mels=40, pad_mode="reflect").T
+    with torch.no_grad():
+        ours = ge2e().mel(torch.from_numpy(y)[None])[0].numpy()
+    assert ours.shape == ref.shape == (1 + y.size // 160, 40)
+    np.testing.assert_allclose(ours, ref, atol=1e-4 * ref.max(), rtol=0)
+
+
+def test_ge2e_partial_slices():
+    assert partial_slices(48000) == [(0, 160), (77, 237), (154, 314)]  # 3 s: three partials
+    assert partial_slices(8000) == partial_slices(1) == [(0, 160)]  # 0.5 s, 1 sample: one, zero-padded to 1.6 s
+    # A third partial starts at frame 154 (sample 24640) once n_frames = ceil((n + 1) / 160) > 154 + 160 - 78;
+    # it is kept when (n - 24640) / 25600 >= 0.75, i.e. n >= 24640 + 19200 = 43840.
+    assert partial_slices(43839) == [(0, 160), (77, 237)]  # coverage 19199 / 25600 < 0.75: dropped
+    assert partial_slices(43840) == [(0, 160), (77, 237), (154, 314)]  # coverage exactly 0.75: kept
+    for n in (1, 200, 8000, 19999, 20000, 25600, 37760, 43839, 43840, 48000, 160_000):
+        assert partial_slices(n) == _reference_slices(n), n
+    with pytest.raises(DataError, match="at least 1 sample, got 0"):
+        partial_slices(0)
+
+
+def test_ge2e_embedding_equals_a_per_partial_reference():
+    """Resemblyzer's embed_utterance written out clip by clip, partial by partial, on librosa's mel."""
+    librosa = pytest.importorskip("librosa")
+    net = ge2e()
+    n = 46400  # 2.9 s: three partials, the last one zero-padded
+    loud = music_like(16000, n / 16000, f0=196.0, seed=3)
+    quiet = _at_dbfs(np.random.default_rng(3).standard_normal(n), -45.0)
+    expected = []
+    for wav in (loud, quiet):
+        dbfs = 10 * np.log10(np.mean(wav.astype(np.float64) ** 2))
+        wav = wav * 10 ** ((-30 - dbfs) / 20) if dbfs < -30 else wav
+        slices = _reference_slices(len(wav))
+        wav = np.pad(wav, (0, max(0, slices[-1][1] * 160 - len(wav)))).astype(np.float32)
+        mel = librosa.feature.melspectrogram(y=wav, sr=16000, n_fft=400, hop_length=160, n_mels=40, pad_mode="reflect").T
+        partials = []
+        with torch.no_grad():
+            for start, stop in slices:
+                _, (h, _) = net.lstm(torch.from_numpy(np.ascontiguousarray(mel[start:stop]))[None])
+                e = torch.relu(net.linear(h[-1]))[0].numpy()
+                partials.append(e / np.linalg.norm(e))
+        mean = np.mean(partials, axis=0)
+        expected.append(mean / np.linalg.norm(mean))
+    assert len(partials) == 3
+    out = net.embed(np.stack([loud, quiet]))
+    assert out.shape == (2, 256) and (out >= 0).all()
+    np.testing.assert_allclose(out.numpy(), np.stack(expected), atol=1e-5, rtol=0)
+
+
+def test_ge2e_volume_is_raised_to_minus_30_dbfs_never_lowered():
+    net = ge2e()
+    y = music_like(16000, 1.6, seed=4)  # one partial, all inside the clip (no trailing zero-padding to forget it)
+    at = {db: torch.from_numpy(_at_dbfs(y, db))[None] for db in (-50.0, -30.0, -10.0)}
+    torch.testing.assert_close(normalize_volume(at[-50.0]), at[-30.0], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(net.embed(at[-50.0]), net.embed(at[-30.0]), rtol=1e-5, atol=1e-6)
+    assert torch.equal(normalize_volume(at[-10.0]), at[-10.0])  # louder: left as it is
+    with torch.no_grad():
+        assert not torch.allclose(net.mel(normalize_volume(at[-10.0])), net.mel(at[-30.0]), rtol=1e-3)
+    assert (net.embed(at[-10.0]) - net.embed(at[-30.0])).abs().max() > 1e-3
+    silent = normalize_volume(torch.zeros(2, 4000))
+    assert torch.equal(silent, torch.zeros(2, 4000))
+    out = net.embed(torch.zeros(2, 4000))
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("n", [1, 8000])
+def test_ge2e_short_clips_give_a_unit_embedding_without_warning(n):
+    y = torch.from_numpy(music_like(16000, 1.0, seed=6)[:n])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = ge2e().embed(y)
+    assert out.shape == (256,) and torch.isfinite(out).all() and (out >= 0).all()
+    assert abs(out.norm().item() - 1.0) < 1e-5

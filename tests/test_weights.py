@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
 import pickle
 import socket
 import threading
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -62,10 +64,36 @@ def checkpoint() -> tuple[bytes, dict]:
     return buf.getvalue(), state
 
 
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
 @pytest.fixture(scope="module")
-def server(checkpoint):
+def wheel() -> dict[str, bytes]:
+    """A generated stand-in for the Resemblyzer wheel: ``resemblyzer/pretrained.pt`` holds a random ge2e's
+    state_dict in Resemblyzer's ``{"model_state": ...}`` wrapper; and broken variants of it."""
+    buf = io.BytesIO()
+    torch.save({"model_state": create_backbone("ge2e", seed=13).state_dict(), "step": 5}, buf)
+    member = buf.getvalue()
+    other = io.BytesIO()
+    torch.save({"model_state": create_backbone("ge2e", seed=14).state_dict(), "step": 6}, other)
+    init = b"from resemblyzer.voice_encoder import VoiceEncoder\n"
+    return {"member": member,
+            "/Resemblyzer.whl": _zip({"resemblyzer/__init__.py": init, "resemblyzer/pretrained.pt": member}),
+            "/no-member.whl": _zip({"resemblyzer/__init__.py": init}),
+            "/other-member.whl": _zip({"resemblyzer/__init__.py": init, "resemblyzer/pretrained.pt": other.getvalue()}),
+            "/not-a-zip.whl": b"<html>not a zip archive</html>" * 10}
+
+
+@pytest.fixture(scope="module")
+def server(checkpoint, wheel):
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.files = {"/resnet50.pth": checkpoint[0], "/garbage.pth": b"<html>not a checkpoint</html>"}
+    httpd.files = {"/resnet50.pth": checkpoint[0], "/garbage.pth": b"<html>not a checkpoint</html>",
+                   **{k: v for k, v in wheel.items() if k.startswith("/")}}
     httpd.requests = []
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -157,7 +185,7 @@ def test_http_error_and_bad_options(tmp_path, server):
     _, base = server
     with pytest.raises(DataError, match="HTTP 404"):
         fetch_weights("vgg16", cache=tmp_path, url=f"{base}/missing.pth")
-    with pytest.raises(ConfigError, match="unknown weights 'vgg19'; known: cnn14, cnn14_16k, vgg16, resnet50"):
+    with pytest.raises(ConfigError, match="unknown weights 'vgg19'; known: cnn14, cnn14_16k, vgg16, resnet50, ge2e"):
         fetch_weights("vgg19", cache=tmp_path)
     with pytest.raises(ConfigError, match="--sha256: expected 64 hex digits"):
         fetch_weights("vgg16", cache=tmp_path, sha256="abc")
@@ -170,8 +198,86 @@ def test_known_weights_table():
         assert spec.url.startswith("https://")
         if "download.pytorch.org" in spec.url:  # torchvision names carry the sha256's first 8 hex digits
             assert spec.filename.split("-")[1].removesuffix(".pth") == spec.sha256[:8]
+        elif spec.member is not None:  # weights inside an archive: the archive's and the member's checks
+            assert len(spec.member_sha256) == 64 and spec.member_size > 0
         else:
             assert spec.md5 and len(spec.md5) == 32 and "zenodo.org/record/3987831" in spec.url
+    ge2e = KNOWN_WEIGHTS["ge2e"]
+    assert (ge2e.backbone, ge2e.filename, ge2e.member) == ("ge2e", "resemblyzer-0.1.4-pretrained.pt",
+                                                          "resemblyzer/pretrained.pt")
+    assert ge2e.url.startswith("https://files.pythonhosted.org/packages/") and ge2e.url.endswith(
+        "/Resemblyzer-0.1.4-py3-none-any.whl")
+    assert (ge2e.size, ge2e.member_size) == (15_747_704, 17_090_379)
+    assert ge2e.checks == ("archive size 15,747,704 B, sha256 8f12eb2f1a99...; member resemblyzer/pretrained.pt: "
+                           "size 17,090,379 B, sha256 39373b86598f...")
+    assert all(spec.member is None for name, spec in KNOWN_WEIGHTS.items() if name != "ge2e")
+
+
+# ------------------------------------------------------------------------ weights inside an archive
+
+
+def _archive_entry(monkeypatch, base: str, wheel: dict[str, bytes], path: str = "/Resemblyzer.whl"):
+    """Make ``ge2e`` name the generated archive at ``path`` (its sha256 and size), holding the generated member."""
+    spec = dataclasses.replace(KNOWN_WEIGHTS["ge2e"], url=f"{base}{path}", sha256=_sha256(wheel[path]),
+                               size=len(wheel[path]), member_sha256=_sha256(wheel["member"]),
+                               member_size=len(wheel["member"]))
+    monkeypatch.setitem(KNOWN_WEIGHTS, "ge2e", spec)
+    return spec
+
+
+def test_weights_inside_an_archive_are_extracted_checked_and_kept_alone(tmp_path, server, wheel, monkeypatch, capsys):
+    httpd, base = server
+    _archive_entry(monkeypatch, base, wheel)
+    cache = tmp_path / "cache"
+    path = fetch_weights("ge2e", cache=cache)
+    assert path == cache / "resemblyzer-0.1.4-pretrained.pt" == cached_path("ge2e", cache)
+    assert os.listdir(cache) == ["resemblyzer-0.1.4-pretrained.pt"]  # the archive is gone
+    assert path.read_bytes() == wheel["member"]
+    net = create_backbone("ge2e", weights="ge2e", cache=cache)
+    src = create_backbone("ge2e", seed=13)
+    assert net.pretrained and all(torch.equal(net.state_dict()[k], v) for k, v in src.state_dict().items())
+    # a second fetch (also from the CLI) finds the verified file and downloads nothing
+    n = len(httpd.requests)
+    assert fetch_weights("ge2e", cache=cache) == path
+    assert main(["weights", "fetch", "ge2e", "--cache", str(cache), "--no-progress"]) == 0
+    assert "member resemblyzer/pretrained.pt" in capsys.readouterr().out
+    assert len(httpd.requests) == n
+    # a cached file that fails the member's checks is fetched again
+    path.write_bytes(b"damaged")
+    assert fetch_weights("ge2e", cache=cache).read_bytes() == wheel["member"]
+    assert len(httpd.requests) == n + 1 and os.listdir(cache) == ["resemblyzer-0.1.4-pretrained.pt"]
+
+
+def test_archive_with_a_sha256_override_skips_the_member_checks(tmp_path, server, wheel):
+    httpd, base = server
+    cache = tmp_path / "cache"
+    url = f"{base}/other-member.whl"  # another build: its member is not the known one
+    path = fetch_weights("ge2e", cache=cache, url=url, sha256=_sha256(wheel["/other-member.whl"]))
+    assert os.listdir(cache) == [path.name]
+    assert torch.load(path, weights_only=True)["step"] == 6
+    n = len(httpd.requests)  # the cached member cannot be checked without its digest: fetched again
+    fetch_weights("ge2e", cache=cache, url=url, sha256=_sha256(wheel["/other-member.whl"]))
+    assert len(httpd.requests) == n + 1 and os.listdir(cache) == [path.name]
+
+
+@pytest.mark.parametrize("archive,message", [
+    ("/no-member.whl", r"archive http://127.0.0.1:\d+/no-member.whl: no member 'resemblyzer/pretrained.pt' in it"),
+    ("/other-member.whl", r"resemblyzer/pretrained.pt in http://127.0.0.1:\d+/other-member.whl: "
+                          r"(sha256 [0-9a-f]{64} does not match|[\d,]+ bytes, expected)"),
+    ("/not-a-zip.whl", r"archive http://127.0.0.1:\d+/not-a-zip.whl: not a readable zip archive"),
+])
+def test_bad_archives_are_refused_and_leave_nothing(tmp_path, server, wheel, monkeypatch, archive, message):
+    _, base = server
+    spec = _archive_entry(monkeypatch, base, wheel, archive)  # the archive's own sha256: only its content is wrong
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match=message):
+        fetch_weights("ge2e", cache=cache)
+    assert os.listdir(cache) == []
+    # and a wrong archive is refused before anything is extracted
+    monkeypatch.setitem(KNOWN_WEIGHTS, "ge2e", dataclasses.replace(spec, sha256="0" * 64))
+    with pytest.raises(DataError, match=rf"archive {base}{archive}: sha256 [0-9a-f]{{64}} does not match"):
+        fetch_weights("ge2e", cache=cache)
+    assert os.listdir(cache) == []
 
 
 # ------------------------------------------------------------------------ resolving
@@ -263,6 +369,20 @@ def test_panns_style_checkpoint_with_numpy_arrays_loads(tmp_path):
         multiarray._reconstruct.__module__ = original
     state = load_checkpoint(path)
     assert list(state) == ["fc1.weight"] and torch.equal(state["fc1.weight"], torch.ones(2, 2))
+
+
+def test_resemblyzer_style_checkpoint_loads(tmp_path):
+    """Resemblyzer's ``pretrained.pt``: ``{"model_state": state_dict, "step": ..., "optimizer_state": ...}``."""
+    src = create_backbone("ge2e", seed=21)
+    path = tmp_path / "pretrained.pt"
+    torch.save({"model_state": src.state_dict(), "step": 5,
+                "optimizer_state": {"state": {}, "param_groups": [{"lr": 1e-4, "params": [0, 1]}]}}, path)
+    state = load_checkpoint(path)
+    assert set(state) == set(src.state_dict())
+    net = create_backbone("ge2e", seed=0)
+    load_strict(net, state, path.name)
+    y = np.random.default_rng(0).standard_normal(24000).astype(np.float32) * 0.1
+    torch.testing.assert_close(net.embed(y), src.embed(y))
 
 
 def test_safetensors_files_load(tmp_path):

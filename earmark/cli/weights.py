@@ -33,7 +33,8 @@ def list_command(cache: Optional[Path] = typer.Option(None, "--cache", help=_CAC
     table.columns[3].overflow = "fold"
     for spec in KNOWN_WEIGHTS.values():
         path = folder / spec.filename
-        size = f"{spec.size / 2**20:,.0f} MiB" if spec.size else "?"
+        kept = spec.member_size if spec.member else spec.size  # an archive entry keeps only its member
+        size = f"{kept / 2**20:,.0f} MiB" if kept else "?"
         table.add_row(spec.name, "yes" if path.is_file() else "no", size, str(path))
     console = Console()
     console.print(table)
@@ -45,7 +46,7 @@ def list_command(cache: Optional[Path] = typer.Option(None, "--cache", help=_CAC
 
 @weights_app.command("fetch")
 def fetch_command(
-    name: str = typer.Argument(..., help="Known weights name (see `earmark weights list`): cnn14, cnn14_16k, vgg16, resnet50."),
+    name: str = typer.Argument(..., help="Known weights name (see `earmark weights list`): cnn14, cnn14_16k, vgg16, resnet50, ge2e."),
     cache: Optional[Path] = typer.Option(None, "--cache", help=_CACHE_HELP),
     url: Optional[str] = typer.Option(None, "--url", help="Download from this address instead (a mirror); the file is checked as the official one."),
     sha256: Optional[str] = typer.Option(None, "--sha256", help="Expect this SHA-256 instead of the official file's (a mirror serving other weights)."),

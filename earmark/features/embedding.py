@@ -10,6 +10,7 @@ feature                                   rate (Hz)  dim   backbone, cut
 ``embedding:vgg16:block5_pool``           22050      512   ... block5_pool, global-average-pooled
 ``embedding:resnet50:avg_pool``           22050      2048  ImageNet ResNet50 on log-mel images
 ``embedding:resnet50:layer3``             22050      1024  ... layer3, global-average-pooled
+``embedding:ge2e``                        16000      256   Resemblyzer GE2E speaker encoder
 ========================================  =========  ====  =======================================
 
 One parameter, ``weights``: the backbone's known name (default: its official weights, read from the
@@ -51,6 +52,7 @@ EMBEDDING_FEATURES: dict[str, tuple[str, str, int, int]] = {
     "embedding:vgg16:block5_pool": ("vgg16", "block5_pool", 22050, 512),
     "embedding:resnet50:avg_pool": ("resnet50", "avg_pool", 22050, 2048),
     "embedding:resnet50:layer3": ("resnet50", "layer3", 22050, 1024),
+    "embedding:ge2e": ("ge2e", "embedding", 16000, 256),
 }
 
 

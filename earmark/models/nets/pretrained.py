@@ -39,7 +39,7 @@ class Pretrained(nn.Module):
     in_channels : int
         Must be 1 (a mono waveform).
     backbone : str
-        ``"cnn14"``, ``"cnn14_16k"``, ``"vgg16"`` or ``"resnet50"``.
+        ``"cnn14"``, ``"cnn14_16k"``, ``"ge2e"``, ``"vgg16"`` or ``"resnet50"``.
     weights : str or path, optional
         Initial backbone weights: a known name (read from the weights cache, see ``earmark weights
         fetch``), a file, or ``"random"``; default: the backbone's official weights. A saved run

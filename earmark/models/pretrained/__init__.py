@@ -6,7 +6,7 @@ torch.Size([2, 2048])
 >>> create_backbone("vgg16", cut="fc1", weights="random").embedding_dim
 4096
 >>> BACKBONES.names()
-['cnn14', 'cnn14_16k', 'resnet50', 'vgg16']
+['cnn14', 'cnn14_16k', 'ge2e', 'resnet50', 'vgg16']
 
 Backbones (:data:`BACKBONES`, each a :class:`~earmark.models.pretrained.base.BackboneSpec`)
 -------------------------------------------------------------------------------------------
@@ -17,10 +17,11 @@ cnn14      32 kHz  its own log-mel 64 (1024 / 320, 50-14k)  ``fc1`` -> 2048
 cnn14_16k  16 kHz  its own log-mel 64 (512 / 160, 50-8k)    ``fc1`` -> 2048
 vgg16      22.05k  224x224 log-mel image (FMA study)        ``fc2`` 4096, ``fc1`` 4096, ``block5_pool`` 512
 resnet50   22.05k  224x224 log-mel image (FMA study)        ``avg_pool`` 2048, ``layer3`` 1024
+ge2e       16 kHz  its own mel 40 (400 / 160), 1.6 s parts  ``embedding`` -> 256 (speaker encoder)
 ========== ======= ======================================== ====================================
 
 Parameter names are those of the official checkpoints (PANNs' ``Cnn14``, torchvision's ``vgg16`` and
-``resnet50``), so the official files load with strict key matching.
+``resnet50``, Resemblyzer's ``VoiceEncoder``), so the official files load with strict key matching.
 
 Contract of a backbone (an ``nn.Module``, returned in eval mode)
 ----------------------------------------------------------------
@@ -33,8 +34,8 @@ Contract of a backbone (an ``nn.Module``, returned in eval mode)
 - ``arch``, ``cut``, ``weights_source`` (``"random"`` or the loaded file) and ``pretrained``.
 
 Weights (:mod:`~earmark.models.pretrained.weights`): ``weights=None`` / ``"random"`` (random
-initialisation, seeded), a known name (``"cnn14"``, ``"cnn14_16k"``, ``"vgg16"``, ``"resnet50"``:
-looked up in the cache, see ``earmark weights fetch``) or the path of a ``.pth`` / ``.safetensors``
+initialisation, seeded), a known name (``"cnn14"``, ``"cnn14_16k"``, ``"vgg16"``, ``"resnet50"``,
+``"ge2e"``: looked up in the cache, see ``earmark weights fetch``) or the path of a ``.pth`` / ``.safetensors``
 file, loaded weights-only.
 """
 
@@ -84,7 +85,7 @@ def create_backbone(name: str, *, weights: str | os.PathLike | None = None, cut:
     Parameters
     ----------
     name : str
-        A name in :data:`BACKBONES` (``"cnn14"``, ``"cnn14_16k"``, ``"vgg16"``, ``"resnet50"``).
+        A name in :data:`BACKBONES` (``"cnn14"``, ``"cnn14_16k"``, ``"vgg16"``, ``"resnet50"``, ``"ge2e"``).
     weights : None, "random", a known name or a path
         None / ``"random"``: random initialisation (seeded by ``seed``); a known name: that file
         from the cache (never downloaded here: ``earmark weights fetch NAME``); a path: that file.
@@ -124,4 +125,4 @@ def create_backbone(name: str, *, weights: str | os.PathLike | None = None, cut:
 
 
 # Importing the architecture modules registers them.
-from earmark.models.pretrained import cnn14, resnet50, vgg16  # noqa: E402,F401
+from earmark.models.pretrained import cnn14, ge2e, resnet50, vgg16  # noqa: E402,F401

@@ -2,7 +2,7 @@
 
 A backbone turns waveforms into one embedding vector per clip. The architecture modules of this
 package (:mod:`~earmark.models.pretrained.cnn14`, :mod:`~earmark.models.pretrained.vgg16`,
-:mod:`~earmark.models.pretrained.resnet50`) register a :class:`BackboneSpec` in :data:`BACKBONES`;
+:mod:`~earmark.models.pretrained.resnet50`, :mod:`~earmark.models.pretrained.ge2e`) register a :class:`BackboneSpec` in :data:`BACKBONES`;
 :func:`earmark.models.pretrained.create_backbone` builds one and loads its weights.
 """
 

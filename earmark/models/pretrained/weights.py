@@ -1,7 +1,9 @@
 """Pretrained weights: the known files, their cache, checked downloads and weights-only loading.
 
 Cache folder: ``cache=`` / ``--cache``, else ``$EARMARK_WEIGHTS_DIR``, else ``~/.cache/earmark/weights``.
-A known file lives there under its official name (``Cnn14_mAP=0.431.pth``, ``vgg16-397923af.pth``).
+A known file lives there under its official name (``Cnn14_mAP=0.431.pth``, ``vgg16-397923af.pth``), or,
+for weights published inside an archive, under a name that says where they come from
+(``resemblyzer-0.1.4-pretrained.pt``: ``resemblyzer/pretrained.pt`` in the Resemblyzer 0.1.4 wheel).
 
 Checks (:data:`KNOWN_WEIGHTS`): every download is streamed to a temporary file in the cache folder,
 and renamed to its final name only when all of these hold; otherwise it is deleted and the download
@@ -12,7 +14,12 @@ refused, so the cache never holds half a file:
 - its SHA-256 equals the known one. For the torchvision files the first 8 hex digits are in the
   file name (what torchvision itself checks); the full digests, and those of the Zenodo files, are
   the ones recorded by several independent public projects that downloaded them;
-- for the Zenodo files, its MD5 equals the one Zenodo publishes for the record (3987831).
+- for the Zenodo files, its MD5 equals the one Zenodo publishes for the record (3987831);
+- for weights inside a zip archive (``ge2e``: a wheel on PyPI, whose SHA-256 PyPI publishes in its
+  index), the checks above are those of the archive; then the member is streamed out of it into another
+  temporary file in the cache folder and checked in turn (its size, and its SHA-256, which the wheel's
+  ``RECORD`` also lists) before it is renamed to its final name. The archive is deleted in every case:
+  only the final file is ever kept.
 
 Loading is weights-only: ``torch.load(path, map_location="cpu", weights_only=True)`` (or
 safetensors), so a checkpoint cannot run code. PANNs' checkpoints also hold their training sampler's
@@ -24,6 +31,7 @@ network's is refused with a message naming the first differences (:func:`load_st
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import http.client
 import os
@@ -32,6 +40,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +90,14 @@ class WeightsFile:
         MD5 published by the host (Zenodo), when it publishes one.
     source : str
         Where the weights come from, in words.
+    member : str or None
+        Path of the weights inside the downloaded zip archive (a wheel); None when the download is the
+        weights file itself. With a member, ``url``, ``sha256``, ``size`` and ``md5`` describe the
+        archive, and ``filename`` is the name the extracted member is kept under.
+    member_sha256 : str or None
+        SHA-256 of the member (lower-case hex).
+    member_size : int or None
+        Size of the member in bytes.
     """
 
     name: str
@@ -91,6 +108,9 @@ class WeightsFile:
     size: int | None = None
     md5: str | None = None
     source: str = ""
+    member: str | None = None
+    member_sha256: str | None = None
+    member_size: int | None = None
 
     @property
     def checks(self) -> str:
@@ -101,7 +121,20 @@ class WeightsFile:
         parts.append(f"sha256 {self.sha256[:12]}...")
         if self.md5:
             parts.append(f"md5 {self.md5[:12]}... (published)")
-        return ", ".join(parts)
+        if self.member is None:
+            return ", ".join(parts)
+        inner = []
+        if self.member_size is not None:
+            inner.append(f"size {self.member_size:,} B")
+        if self.member_sha256:
+            inner.append(f"sha256 {self.member_sha256[:12]}...")
+        return (f"archive {', '.join(parts)}; member {self.member}"
+                + (f": {', '.join(inner)}" if inner else " (unchecked)"))
+
+    def _member_file(self) -> "WeightsFile":
+        """The expectations on the extracted member, as a file of its own (no MD5)."""
+        return WeightsFile(self.name, self.backbone, self.filename, self.url, self.member_sha256 or "",
+                           self.member_size, None, self.source)
 
 
 _ZENODO = "https://zenodo.org/record/3987831/files/"
@@ -120,6 +153,15 @@ KNOWN_WEIGHTS: dict[str, WeightsFile] = {w.name: w for w in (
     WeightsFile("resnet50", "resnet50", "resnet50-0676ba61.pth", "https://download.pytorch.org/models/resnet50-0676ba61.pth",
                 sha256="0676ba61b6795bbe1773cffd859882e5e297624d384b6993f7c9e683e722fb8a", size=102_530_333,
                 source="torchvision ResNet50_Weights.IMAGENET1K_V1 (ImageNet top-1 76.1%)"),
+    WeightsFile("ge2e", "ge2e", "resemblyzer-0.1.4-pretrained.pt",
+                "https://files.pythonhosted.org/packages/d9/b5/d897d5de5b2123a1ad5d32e8e007d83f76582f5c32c60992577263bd7c7e/"
+                "Resemblyzer-0.1.4-py3-none-any.whl",
+                sha256="8f12eb2f1a9982d32e8db7856de754709b59c93a77bcf0ff536584b619a9dd1f", size=15_747_704,
+                source="Resemblyzer 0.1.4 GE2E speaker encoder (LibriSpeech + VoxCeleb 1/2), inside its PyPI wheel, "
+                       "Apache-2.0",
+                member="resemblyzer/pretrained.pt",
+                member_sha256="39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
+                member_size=17_090_379),
 )}
 
 
@@ -175,9 +217,10 @@ def resolve_weights(weights: str | os.PathLike | None, *, backbone: str | None =
             raise ConfigError(f"weights {text!r} are for backbone {spec.backbone!r}, not {backbone!r}")
         path = weights_dir(cache) / spec.filename
         if not path.is_file():
+            by_hand = (f"download {spec.url} to that path" if spec.member is None else
+                       f"download {spec.url} and extract its {spec.member} to that path")
             raise ConfigError(f"weights {text!r} are not in the cache ({path}); run `earmark weights fetch {text}` "
-                              f"(or download {spec.url} to that path), or set `weights: random` for randomly "
-                              f"initialised weights")
+                              f"(or {by_hand}), or set `weights: random` for randomly initialised weights")
         return path
     path = Path(text).expanduser()
     if not path.is_file():
@@ -235,7 +278,9 @@ def fetch_weights(name: str, *, cache: str | os.PathLike | None = None, url: str
     """Download the known weights ``name`` into the cache (checked; see the module docstring).
 
     A file already in the cache that passes the checks is kept; one that fails them is downloaded
-    again (replaced only by a file that passes).
+    again (replaced only by a file that passes). For weights inside an archive (``member``), the
+    archive is downloaded and checked, the member streamed out of it and checked, and only the member
+    is kept, under ``filename``; the archive is deleted, also when anything fails.
 
     Parameters
     ----------
@@ -247,7 +292,9 @@ def fetch_weights(name: str, *, cache: str | os.PathLike | None = None, url: str
         Download from here instead (a mirror, a local server); the file is checked as the official one.
     sha256 : str, optional
         Expect this SHA-256 instead of the known file's (and skip its known size and MD5): for a
-        mirror serving another build of the weights.
+        mirror serving another build of the weights. For weights inside an archive it replaces the
+        archive's SHA-256, and the member's known size and SHA-256 are skipped too; a file already in
+        the cache cannot be checked then, and is downloaded again.
     progress : bool
         Show a progress bar (bytes, speed, time left).
     timeout : float
@@ -264,7 +311,9 @@ def fetch_weights(name: str, *, cache: str | os.PathLike | None = None, url: str
         Unknown name, or a malformed ``sha256``.
     DataError
         No connection (the message names the URL and where to put the file), an HTTP error, a
-        truncated download, or a size / checksum mismatch. Nothing is left in the cache.
+        truncated download, a size / checksum mismatch, or, for weights inside an archive, a download
+        that is not a readable zip archive or lacks the member (the message names the URL and the
+        member). Nothing is left in the cache.
     """
     known = _known(name)
     spec = known
@@ -272,13 +321,13 @@ def fetch_weights(name: str, *, cache: str | os.PathLike | None = None, url: str
         sha256 = sha256.strip().lower()
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             raise ConfigError(f"--sha256: expected 64 hex digits, got {sha256!r}")
-        spec = WeightsFile(known.name, known.backbone, known.filename, known.url, sha256, None, None, known.source)
+        spec = dataclasses.replace(known, sha256=sha256, size=None, md5=None, member_sha256=None, member_size=None)
     url = url or known.url
     folder = weights_dir(cache)
     target = folder / known.filename
-    if target.is_file():
+    if target.is_file() and (spec.member is None or spec.member_sha256):
         with contextlib.suppress(DataError):
-            _check(str(target), spec, *_digests(target))
+            _check(str(target), spec if spec.member is None else spec._member_file(), *_digests(target))
             return target
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -288,26 +337,67 @@ def fetch_weights(name: str, *, cache: str | os.PathLike | None = None, url: str
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            sha, md5, received, expected = _download(url, out, target, timeout, progress, name)
+            sha, md5, received, expected = _download(url, out, target, timeout, progress, name, spec.member)
             out.flush()
             os.fsync(out.fileno())
-        what = f"{known.filename} from {url}"
+        what = f"{known.filename} from {url}" if spec.member is None else f"archive {url}"
         if expected is not None and received != expected:
             raise DataError(f"{what}: truncated download ({received:,} of {expected:,} bytes); refused, "
                             f"nothing kept — run the command again")
         _check(what, spec, sha, md5, received)
-        os.replace(tmp, target)
-    except BaseException:
+        if spec.member is None:
+            os.replace(tmp, target)
+        else:
+            _extract_member(tmp, spec, url, target)
+    finally:  # the download itself is only ever kept by the rename above
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        raise
     return target
 
 
-def _download(url: str, out: Any, target: Path, timeout: float, progress: bool, name: str
-              ) -> tuple[str, str, int, int | None]:
+def _extract_member(archive: Path, spec: WeightsFile, url: str, target: Path) -> None:
+    """Stream ``spec.member`` out of the zip ``archive`` into ``target``: a temporary file, checked, renamed."""
+    member = str(spec.member)
+    what = f"{member} in {url}"
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            sha, md5, n = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+            try:
+                with zipfile.ZipFile(archive) as zf:
+                    try:
+                        info = zf.getinfo(member)
+                    except KeyError:
+                        raise DataError(f"archive {url}: no member {member!r} in it ({len(zf.namelist())} other "
+                                        f"files); refused, nothing kept") from None
+                    # The member's declared size bounds what is read (zipfile stops there and checks the CRC).
+                    if spec.member_size is not None and info.file_size != spec.member_size:
+                        raise DataError(f"{what}: {info.file_size:,} bytes, expected {spec.member_size:,}; refused")
+                    with zf.open(info) as src:
+                        for block in iter(lambda: src.read(1 << 20), b""):
+                            out.write(block)
+                            sha.update(block)
+                            md5.update(block)
+                            n += len(block)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+                raise DataError(f"archive {url}: not a readable zip archive ({type(exc).__name__}: {exc}); "
+                                f"refused, nothing kept") from None
+            out.flush()
+            os.fsync(out.fileno())
+        if spec.member_sha256:
+            _check(what, spec._member_file(), sha.hexdigest(), md5.hexdigest(), n)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _download(url: str, out: Any, target: Path, timeout: float, progress: bool, name: str,
+              member: str | None = None) -> tuple[str, str, int, int | None]:
     """Stream ``url`` into ``out``; returns (sha256, md5, bytes received, Content-Length or None)."""
-    offline = (f"; download {url} by other means and put it at {target} "
+    put = f"put it at {target}" if member is None else f"extract its {member} to {target}"
+    offline = (f"; download {url} by other means and {put} "
                f"(or give a mirror with --url / url=)")
     request = urllib.request.Request(url, headers={"User-Agent": "earmark"})
     try:
@@ -363,7 +453,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
     ``.safetensors`` files are read with safetensors; anything else with
     ``torch.load(path, map_location="cpu", weights_only=True)`` (NumPy arrays allowed, see the module
-    docstring). A ``{"model": state_dict, ...}`` (PANNs) or ``{"state_dict": ...}`` wrapper is unwrapped.
+    docstring). A ``{"model": state_dict, ...}`` (PANNs), ``{"state_dict": ...}`` or ``{"model_state": ...}``
+    (Resemblyzer) wrapper is unwrapped.
 
     Returns
     -------
@@ -399,7 +490,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                             f"objects earmark does not allow ({detail[:200]})") from None
         except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
             raise DataError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from None
-    for key in ("model", "state_dict"):
+    for key in ("model", "state_dict", "model_state"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
             obj = obj[key]
             break
