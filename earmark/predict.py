@@ -16,6 +16,7 @@ from earmark.audio.separate import apply_separation, resolve_separation
 from earmark.errors import DataError, EarmarkError
 from earmark.features.base import get_feature
 from earmark.fsutil import atomic_path
+from earmark.fuse import FusedRun
 from earmark.run import Run
 
 
@@ -44,13 +45,17 @@ def collect_audio(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     return files
 
 
-def clip_proba(run: Run, path: str | os.PathLike) -> tuple[np.ndarray, int]:
+def clip_proba(run: Run | FusedRun, path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Decode ``path``, separate vocals if the run was trained so (``audio.separate``), compute the run's
     feature (per window when ``eval.window`` is set) and predict.
 
     Separation runs on each window, as it ran on each training clip. Returns the aggregated
-    probability vector and the number of windows.
+    probability vector and the number of windows. A fusion (``earmark fuse``) asks each of its runs
+    and averages their probabilities with its weights (the number of windows is the largest).
     """
+    if isinstance(run, FusedRun):
+        parts = [clip_proba(r, path) for r in run.runs]
+        return run.combine([p[np.newaxis] for p, _ in parts])[0], max(n for _, n in parts)
     cfg = run.config
     spec = get_feature(cfg.features.name)
     params = spec.resolve(cfg.features.params)
@@ -72,7 +77,7 @@ def clip_proba(run: Run, path: str | os.PathLike) -> tuple[np.ndarray, int]:
     return P.mean(axis=0), len(P)
 
 
-def predict_files(run: Run, files: Sequence[str | os.PathLike]) -> tuple[list[Prediction], list[tuple[str, str]]]:
+def predict_files(run: Run | FusedRun, files: Sequence[str | os.PathLike]) -> tuple[list[Prediction], list[tuple[str, str]]]:
     """Predictions for the files that decode, and ``(path, reason)`` for those that do not."""
     preds, failures = [], []
     for f in files:
@@ -84,7 +89,7 @@ def predict_files(run: Run, files: Sequence[str | os.PathLike]) -> tuple[list[Pr
     return preds, failures
 
 
-def time_per_clip(run: Run, files: Sequence[str | os.PathLike], n: int = 20) -> float | None:
+def time_per_clip(run: Run | FusedRun, files: Sequence[str | os.PathLike], n: int = 20) -> float | None:
     """Median end-to-end milliseconds per clip (decode, feature, model) over up to ``n`` files."""
     times = []
     for f in list(files)[:n]:

@@ -18,12 +18,16 @@
       confusion.png      confusion matrix, counts and row-normalised
       failures.csv       clips whose audio could not be used, and why (failures-<split>.csv: evaluation)
       report.html        self-contained HTML report (``earmark report RUN`` rewrites it)
+
+A folder written by ``earmark fuse`` holds ``fusion.json`` instead (several runs whose probabilities
+are averaged, :mod:`earmark.fuse`); :func:`earmark.fuse.load_run` loads either kind.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,28 @@ from earmark.errors import DataError
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.skops"
 NET_DIR = "net"
+FUSION_FILE = "fusion.json"
+
+
+@dataclass
+class Scores:
+    """A model's probabilities on the clips of a manifest it could use.
+
+    Attributes
+    ----------
+    proba : np.ndarray, shape (n_ok, n_classes)
+        Columns in the run's ``labels`` order; rows: the clips where ``ok`` holds, in manifest order.
+    ok : np.ndarray of bool, shape (n_clips,)
+    failures : list of Failure
+        The other clips, and why.
+    members : list of np.ndarray
+        Each member's probabilities (an ensemble's networks, a fusion's runs); empty otherwise.
+    """
+
+    proba: np.ndarray
+    ok: np.ndarray
+    failures: list
+    members: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass
@@ -52,6 +78,9 @@ class Run:
         path = Path(path)
         if not path.is_dir():
             raise DataError(f"{path}: no such run folder")
+        if (path / FUSION_FILE).exists() and not (path / CONFIG_FILE).exists():
+            raise DataError(f"{path}: a fusion of runs ({FUSION_FILE}); `earmark evaluate`, `predict` and `compare` "
+                            f"take it, this command needs one trained run: give one of the fused runs")
         if not (path / CONFIG_FILE).exists():
             raise DataError(f"{path}: run folder has no {CONFIG_FILE}; did `earmark train` finish?")
         if (path / NET_DIR / "ensemble.json").exists():
@@ -102,3 +131,23 @@ class Run:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.predict_proba(X))
+
+    def scores(self, manifest: Any, *, progress: bool = False, executor: Executor | None = None) -> Scores:
+        """Probabilities on ``manifest``'s clips, features read from (or extracted into) the run's store."""
+        from earmark.train.experiment import clip_features
+
+        arrays, ok, failures = clip_features(self.config, manifest, progress=progress, executor=executor)
+        X = self.inputs(arrays)
+        members = self.model.member_proba(X) if hasattr(self.model, "member_proba") else []
+        proba = np.mean(members, axis=0) if members else self.predict_proba(X)
+        return Scores(proba=proba, ok=ok, failures=failures, members=members)
+
+    def count_params(self) -> int:
+        """Fitted parameters of the model (:func:`earmark.models.classical.count_params`)."""
+        from earmark.models.classical import count_params
+
+        return count_params(self.model)
+
+    @property
+    def feature_names(self) -> str:
+        return self.config.features.name

@@ -12,6 +12,7 @@ from earmark.cli import plot, serve  # noqa: F401  (register `earmark plot` / `e
 from earmark.cli import weights  # noqa: F401  (register `earmark weights list` / `earmark weights fetch`)
 from earmark.cli import separate  # noqa: F401  (register `earmark separate`)
 from earmark.cli import tune  # noqa: F401  (register `earmark tune`)
+from earmark.cli import fuse  # noqa: F401  (register `earmark fuse`)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from earmark.cli.app import app
 
 @app.command("evaluate")
 def evaluate_command(
-    run: Path = typer.Argument(..., help="Run folder written by `earmark train`."),
+    run: Path = typer.Argument(..., help="Run folder written by `earmark train` (or a fusion, `earmark fuse`)."),
     manifest: Path = typer.Option(..., "--manifest", "-m", help="Manifest with the clips to score."),
     split: str = typer.Option("test", "--split", help="Which split of the manifest."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write metrics.json (default: RUN/metrics.json)."),

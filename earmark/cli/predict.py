@@ -11,7 +11,7 @@ from earmark.cli.app import app
 
 @app.command("predict")
 def predict_command(
-    run: Path = typer.Argument(..., help="Run folder written by `earmark train`."),
+    run: Path = typer.Argument(..., help="Run folder written by `earmark train` (or a fusion, `earmark fuse`)."),
     inputs: list[Path] = typer.Argument(..., help="Audio files and/or folders (searched recursively)."),
     out: Path = typer.Option(..., "--out", "-o", help="CSV to write: id, path, label, top-k labels and probabilities."),
     top_k: int = typer.Option(3, "--top-k", help="How many labels (with probabilities) per file."),
@@ -28,9 +28,9 @@ def predict_command(
     from rich.console import Console
 
     from earmark.predict import collect_audio, predict_files, write_predictions
-    from earmark.run import Run
+    from earmark.fuse import load_run
 
-    r = Run.load(run)
+    r = load_run(run)
     files = collect_audio(inputs)
     preds, failures = predict_files(r, files)
     root = inputs[0] if len(inputs) == 1 and inputs[0].is_dir() else (os.path.commonpath([str(p.parent) for p in files]) if files else None)

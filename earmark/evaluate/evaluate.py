@@ -14,7 +14,6 @@ from earmark.data import Manifest
 from earmark.evaluate.metrics import compute_metrics, write_metrics
 from earmark.evaluate.plots import plot_confusion_pair
 from earmark.fsutil import atomic_path
-from earmark.run import Run
 
 #: Prefix of the probability columns of ``predictions-<split>.csv`` (``p:bass``, ``p:brass``, ...).
 PROBA_PREFIX = "p:"
@@ -30,35 +29,37 @@ def evaluate(run_dir: str | os.PathLike, manifest: str | os.PathLike, *, split: 
     count as errors and are listed (``unseen_labels``). ``inference_ms_per_clip`` is the median
     end-to-end time of one clip (decode, feature, model) on this machine. Missing features are
     extracted through ``executor`` when one is given (see :func:`earmark.features.extract.extract`).
+    ``run_dir`` may be a fusion of runs (``earmark fuse``): each run scores the clips with its own
+    features, and ``members`` lists each run's accuracy on the clips all of them could use.
     """
-    from earmark.models.classical import count_params
+    from earmark.fuse import load_run
     from earmark.predict import time_per_clip
-    from earmark.train.experiment import clip_features, write_failures
 
-    run = Run.load(run_dir)
+    run = load_run(run_dir)
     m = Manifest.read(manifest).select(split=split)
-    arrays, ok, failures = clip_features(run.config, m, progress=progress, executor=executor)
-    X = run.inputs(arrays)
-    proba = run.predict_proba(X)
+    s = run.scores(m, progress=progress, executor=executor)
+    ok = s.ok
     metrics = compute_metrics(
-        m.labels[ok], proba, run.labels, split=split, top_k=tuple(run.config.eval.top_k),
+        m.labels[ok], s.proba, run.labels, split=split, top_k=tuple(run.config.eval.top_k),
         inference_ms_per_clip=time_per_clip(run, [p for p, good in zip(m.paths(), ok) if good]),
-        params=count_params(run.model), ids=list(m.ids[ok]),
+        params=run.count_params(), ids=list(m.ids[ok]),
     )
-    metrics.update(model=run.meta.get("model"), features=run.config.features.name, n_failed=len(failures))
-    if hasattr(run.model, "member_proba"):  # an ensemble: each member's accuracy beside the ensemble's
+    metrics.update(model=run.meta.get("model"), features=run.feature_names, n_failed=len(s.failures))
+    if s.members:  # an ensemble or a fusion: each member's accuracy beside the whole's
         y_true = m.labels[ok]
         metrics["members"] = [
             {"member": i, "accuracy": round(float(np.mean(np.asarray(run.labels)[p.argmax(1)] == y_true)), 6)}
-            for i, p in enumerate(run.model.member_proba(X))
+            for i, p in enumerate(s.members)
         ]
     out = Path(out) if out else Path(run_dir) / "metrics.json"
     write_metrics(metrics, out)
     plot_confusion_pair(metrics["confusion_matrix"], metrics["labels"], out.with_name("confusion.png"))
     write_predictions(out.with_name(f"predictions-{split}.csv"), Manifest(m.df[ok].reset_index(drop=True), m.root),
-                      proba, run.labels)
-    if failures:
-        write_failures(out.with_name(f"failures-{split}.csv"), failures)
+                      s.proba, run.labels)
+    if s.failures:
+        from earmark.train.experiment import write_failures
+
+        write_failures(out.with_name(f"failures-{split}.csv"), s.failures)
     return metrics
 
 
