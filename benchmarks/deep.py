@@ -89,6 +89,22 @@ def training_speed(run: Path, manifest: Path, cfg) -> dict:
     return out
 
 
+def network_config(task: str, manifest: Path, test_split: str, model: str, *, epochs: int, members: int = 1,
+                   separate: bool = False, copies: int = 0, pitch: float = 7.0, store: Path) -> dict:
+    """The experiment config of one benchmark network (also used by ``fusion.py``)."""
+    return {"data": {"manifest": str(manifest), "test_split": test_split},
+            "audio": {"separate": {"method": "repet"} if separate else None},
+            "features": {"name": "fbank", "params": {"normalize": True}, "frames": FRAMES[task], "store": str(store)},
+            "model": {"name": model},
+            "train": {"seed": 0, "epochs": epochs, "batch_size": 32, "optimizer": "adamw", "lr": 1e-3,
+                      "weight_decay": 1e-4, "schedule": "cosine", "label_smoothing": 0.1,
+                      "augment": [{"name": "spec_augment", "freq_masks": 2, "freq_width": 6,
+                                   "time_masks": 2, "time_width": 30}],
+                      "val_fraction": 0.1, "ensemble": {"members": members},
+                      "copies": {"n": copies, "augment": [
+                          {"name": "pitch_shift", "semitones": [-pitch, pitch], "formants": "keep"}] if copies else []}}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bench", type=Path, default=Path("/work/bench-data"))
@@ -113,19 +129,9 @@ def main() -> None:
         make, test_split, what = TASKS[task]
         manifest = make(args.bench, args.work)
         for model in args.models:
-            raw = {"data": {"manifest": str(manifest), "test_split": test_split},
-                   "audio": {"separate": {"method": "repet"} if args.separate else None},
-                   "features": {"name": "fbank", "params": {"normalize": True}, "frames": FRAMES[task],
-                                "store": str(args.work / "features")},
-                   "model": {"name": model},
-                   "train": {"seed": 0, "epochs": args.epochs, "batch_size": 32, "optimizer": "adamw", "lr": 1e-3,
-                             "weight_decay": 1e-4, "schedule": "cosine", "label_smoothing": 0.1,
-                             "augment": [{"name": "spec_augment", "freq_masks": 2, "freq_width": 6,
-                                          "time_masks": 2, "time_width": 30}],
-                             "val_fraction": 0.1, "ensemble": {"members": args.members},
-                             "copies": {"n": args.copies, "augment": [
-                                 {"name": "pitch_shift", "semitones": [-args.pitch, args.pitch], "formants": "keep"}]
-                                 if args.copies else []}}}
+            raw = network_config(task, manifest, test_split, model, epochs=args.epochs, members=args.members,
+                                 separate=args.separate, copies=args.copies, pitch=args.pitch,
+                                 store=args.work / "features")
             cfg = validate_config(raw)
             t0 = time.perf_counter()
             suffix = ("-sep" if args.separate else "") + (f"-copies{args.copies}p{args.pitch:g}" if args.copies else "")

@@ -95,3 +95,36 @@ def test_fma_resnet50_pca_svm_recipe_on_random_weights(tmp_path):
     assert metrics["n"] == 9
     params = json.loads(next((manifest.parent / "features").glob("embedding:resnet50:avg_pool-*/params.json")).read_text())
     assert "random" in json.dumps(params)  # the store records that the weights were random
+
+
+def test_singer_gender_ge2e_recipe_fused_with_a_second_run(tmp_path):
+    """The recipe's own workflow on a tiny competition folder: train the speaker-embedding model
+    (untrained backbone: no weights are downloaded in tests), fuse it with another run, and write a
+    submission for the unlabelled test folder from the fusion."""
+    src = tmp_path / "comp"
+    for c, family in zip(("female", "male", "duet"), FAMILIES):
+        for i in range(6):
+            path = src / "train" / c / f"{c}{i}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, _clip(family, 100 * len(c) + i), 22050)
+    (src / "test").mkdir()
+    for i in range(3):
+        sf.write(src / "test" / f"snippet{i}.wav", _clip(FAMILIES[i], 900 + i), 22050)
+    manifest = tmp_path / "singer.csv"
+    assert main(["prepare", "competition", str(src), "--out", str(manifest), "--seed", "8"]) == 0
+    common = ["--no-progress", "--set", f"data.manifest={manifest}", "--set", "train.search.folds=2"]
+    assert main(["train", str(RECIPES / "singer_gender_ge2e_logreg.yaml"), "--out", str(tmp_path / "ge2e"), *common,
+                 "--set", "features.params.weights=random"]) == 0
+    metrics = json.loads((tmp_path / "ge2e" / "metrics.json").read_text())
+    assert metrics["features"] == "embedding:ge2e" and metrics["model"] == "logreg" and metrics["split"] == "val"
+    assert main(["train", str(RECIPES / "singer_gender_ge2e_logreg.yaml"), "--out", str(tmp_path / "mfcc"), *common,
+                 "--set", "features.name=mfcc", "--set", "features.params={}"]) == 0
+    assert main(["fuse", str(tmp_path / "ge2e"), str(tmp_path / "mfcc"), "--out", str(tmp_path / "fused")]) == 0
+    assert main(["evaluate", str(tmp_path / "fused"), "--manifest", str(manifest), "--split", "val", "--no-progress"]) == 0
+    fused = json.loads((tmp_path / "fused" / "metrics.json").read_text())
+    assert fused["features"] == "embedding:ge2e + mfcc" and fused["n"] == metrics["n"]
+    assert main(["predict", str(tmp_path / "fused"), str(src / "test"), "--submission",
+                 "--out", str(tmp_path / "submission.csv")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "submission.csv")))
+    assert [r["id"] for r in rows] == ["snippet0", "snippet1", "snippet2"]
+    assert {r["label"] for r in rows} <= {"female", "male", "duet"}

@@ -1,0 +1,100 @@
+"""Unseen voices: a network ensemble, a pretrained speaker embedding, and their fusion (``earmark fuse``).
+
+Vocal gender (4 classes) trained on the train voices of ``vocal-gender`` and tested on its unseen val
+voices, every run on vocals separated first (``audio.separate: repet``):
+
+1. the network: ``resnet_compact`` on fbank, ``--members`` seeds (the settings of ``deep.py``);
+2. the speaker embedding: ``embedding:ge2e`` (Resemblyzer's GE2E voice encoder, pretrained on
+   thousands of speakers) -> standard scaling -> logistic regression, C chosen by 5-fold
+   cross-validation grouped by voice;
+3. their fusion, equal weights, and the weights of ``--weights``.
+
+The ge2e weights must be in the cache first: ``earmark weights fetch ge2e``. Usage::
+
+    .venv/bin/python benchmarks/fusion.py --members 5 --epochs 15 --out fusion.json    # ~15 min on 2 cores
+
+A run already trained in ``--work`` (its ``metrics.json`` is there) is reused, not trained again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _common import TASKS  # noqa: E402
+from deep import network_config  # noqa: E402
+from earmark.config import validate_config  # noqa: E402
+from earmark.evaluate.evaluate import evaluate  # noqa: E402
+from earmark.fuse import fuse_runs  # noqa: E402
+from earmark.train.experiment import train  # noqa: E402
+
+
+def _trained(raw: dict, out: Path) -> tuple[Path, float | None]:
+    if (out / "metrics.json").is_file():
+        return out, None
+    t0 = time.perf_counter()
+    train(validate_config(raw), out)
+    return out, round(time.perf_counter() - t0, 1)
+
+
+def _row(what: str, metrics: dict, seconds: float | None = None) -> dict:
+    diag = [metrics["confusion_matrix"][i][i] for i in range(len(metrics["labels"]))]
+    return {"what": what, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "n": metrics["n"],
+            "correct_per_class": dict(zip(metrics["labels"], diag)), "members": metrics.get("members"),
+            "train_s": seconds, "ms_per_clip": metrics["inference_ms_per_clip"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bench", type=Path, default=Path("/work/bench-data"))
+    ap.add_argument("--work", type=Path, default=Path("/tmp/earmark-bench/deep"))
+    ap.add_argument("--model", default="resnet_compact")
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--members", type=int, default=5)
+    ap.add_argument("--weights", type=float, nargs=2, default=None, metavar=("NET", "GE2E"),
+                    help="also report the fusion with these weights")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    make, test_split, _ = TASKS["vocal"]
+    manifest = make(args.bench, args.work)
+    store = args.work / "features"
+    rows = []
+
+    net, seconds = _trained(network_config("vocal", manifest, test_split, args.model, epochs=args.epochs,
+                                           members=args.members, separate=True, store=store),
+                            args.work / "runs" / f"vocal-{args.model}-x{args.members}-sep")
+    rows.append(_row(f"{args.model} x{args.members}, fbank, separated vocals",
+                     json.loads((net / "metrics.json").read_text()), seconds))
+    print(json.dumps(rows[-1]), flush=True)
+
+    ge2e, seconds = _trained({"data": {"manifest": str(manifest), "test_split": test_split},
+                              "audio": {"separate": {"method": "repet"}},
+                              "features": {"name": "embedding:ge2e", "params": {"weights": "ge2e"}, "store": str(store)},
+                              "model": {"name": "logreg", "scaler": "standard"},
+                              "train": {"seed": 0, "search": {"folds": 5,
+                                                              "grid": {"logreg": {"C": [0.01, 0.03, 0.1, 0.3, 1, 3]}}}}},
+                             args.work / "runs" / "vocal-ge2e-logreg-sep")
+    rows.append(_row("embedding:ge2e + logreg, separated vocals", json.loads((ge2e / "metrics.json").read_text()), seconds))
+    print(json.dumps(rows[-1]), flush=True)
+
+    for weights in [None] + ([args.weights] if args.weights else []):
+        name = "fused" if weights is None else f"fused-{weights[0]:g}-{weights[1]:g}"
+        out = args.work / "runs" / f"vocal-{args.model}-x{args.members}-sep+ge2e-{name}"
+        fuse_runs([net, ge2e], out, weights)
+        metrics = evaluate(out, manifest, split=test_split)
+        rows.append(_row(f"fusion ({'equal weights' if weights is None else f'weights {weights}'})", metrics))
+        print(json.dumps(rows[-1]), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
