@@ -2,7 +2,7 @@
 
 Runs trained on different features see different things: a network on the fbank of a clip, a
 classical model on a pretrained speaker embedding of it. ``earmark fuse RUN_A RUN_B --out FUSED``
-writes a folder that ``earmark evaluate``, ``earmark predict`` and ``earmark compare`` take like a
+writes a folder that ``earmark evaluate``, ``predict``, ``compare`` and ``serve`` take like a
 trained run; for each clip, every run computes its own features (from its own store, with its own
 ``audio.separate``) and probabilities, and the fusion is their weighted mean::
 
@@ -13,7 +13,7 @@ trained run; for each clip, every run computes its own features (from its own st
 The runs must have the same classes (columns are matched by label, not position). A clip one of
 the runs cannot use (a bad file, too short for its feature) is left out of the fusion and listed.
 The runs are referenced, not copied: moving or deleting one breaks the fusion (the error names it).
-``earmark serve``, ``export`` and the model sections of ``report`` take one trained run.
+``earmark export`` and the model sections of ``report`` (training curves, t-SNE) take one trained run.
 """
 
 from __future__ import annotations

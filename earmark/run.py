@@ -79,8 +79,8 @@ class Run:
         if not path.is_dir():
             raise DataError(f"{path}: no such run folder")
         if (path / FUSION_FILE).exists() and not (path / CONFIG_FILE).exists():
-            raise DataError(f"{path}: a fusion of runs ({FUSION_FILE}); `earmark evaluate`, `predict` and `compare` "
-                            f"take it, this command needs one trained run: give one of the fused runs")
+            raise DataError(f"{path}: a fusion of runs ({FUSION_FILE}); `earmark evaluate`, `predict`, `compare` and "
+                            f"`serve` take it, this command needs one trained run: give one of the fused runs")
         if not (path / CONFIG_FILE).exists():
             raise DataError(f"{path}: run folder has no {CONFIG_FILE}; did `earmark train` finish?")
         if (path / NET_DIR / "ensemble.json").exists():

@@ -190,6 +190,23 @@ def test_predict_a_wav_equals_clip_proba(server, classical_run, clip):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (800, 320)
 
 
+def test_a_fusion_is_served_with_each_runs_features(demo, classical_run, clip, tmp_path):
+    from earmark.fuse import fuse_runs
+
+    other = _train(tmp_path, demo, "knn", features={"name": "logmel", "params": {"n_mels": 32}}, model={"name": "knn"})
+    fused = fuse_runs([classical_run, other], tmp_path / "fused", weights=[3, 1])
+    with serving(create_app(tmp_path / "fused", top_k=2, warmup=False)) as url:
+        status, info = _request(url, "GET", "/api/info")
+        assert status == 200 and info["model"] == "fusion: logreg + knn" and info["features"] == "mfcc + logmel"
+        assert [(r["run"], r["features"], r["weight"]) for r in info["runs"]] == [("logreg", "mfcc", 0.75), ("knn", "logmel", 0.25)]
+        assert info["runs"][1]["feature_params"] == {"n_mels": 32} and info["feature_params"] is None
+        status, r = _upload(url, "note.wav", clip.read_bytes())
+    assert status == 200, r
+    parts = [clip_proba(Run.load(run), clip)[0] for run in (classical_run, other)]
+    assert r["probabilities"] == pytest.approx((0.75 * parts[0] + 0.25 * parts[1]).tolist(), abs=1e-6)  # float32 runs
+    assert r["labels"] == fused.labels and len(r["top_k"]) == 2
+
+
 def test_non_audio_is_415_naming_the_file(server):
     url, tmp_root = server
     status, r = _upload(url, "notes.wav", b"these are my notes, not audio\n" * 20)

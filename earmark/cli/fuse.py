@@ -19,7 +19,7 @@ def fuse_command(
 ) -> None:
     """Fuse trained runs: average their class probabilities (weighted), each run on its own features.
 
-    The fusion is a folder that `earmark evaluate`, `earmark predict` and `earmark compare` take like a
+    The fusion is a folder that `earmark evaluate`, `predict`, `compare` and `serve` take like a
     trained run; each clip is scored by every run (its own features, store and audio.separate) and
     the probabilities averaged. The runs must share their classes; they are referenced, not copied.
     E.g. a network on fbank with a logistic regression on `embedding:ge2e` speaker embeddings:

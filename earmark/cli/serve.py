@@ -11,7 +11,7 @@ from earmark.cli.app import app
 
 @app.command("serve")
 def serve_command(
-    run: Path = typer.Argument(..., help="Run folder written by `earmark train`."),
+    run: Path = typer.Argument(..., help="Run folder written by `earmark train` (or a fusion, `earmark fuse`)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
     max_mb: float = typer.Option(50.0, "--max-mb", help="Largest upload accepted, in MB (larger: HTTP 413)."),

@@ -202,7 +202,8 @@ def create_app(
     Parameters
     ----------
     run_dir : path
-        Run folder written by ``earmark train`` (loaded once, here, with :meth:`earmark.run.Run.load`).
+        Run folder written by ``earmark train``, or a fusion of runs (``earmark fuse``); loaded once,
+        here, with :func:`earmark.fuse.load_run`.
     max_mb : float
         Largest upload accepted, in MiB; larger ones get 413 while they are being read.
     top_k : int
@@ -216,7 +217,7 @@ def create_app(
     Returns
     -------
     fastapi.FastAPI
-        ``app.state.run`` holds the loaded :class:`~earmark.run.Run`.
+        ``app.state.run`` holds the loaded :class:`~earmark.run.Run` (or :class:`~earmark.fuse.FusedRun`).
 
     Raises
     ------
@@ -225,7 +226,7 @@ def create_app(
     ConfigError
         ``max_mb`` or ``top_k`` is not positive.
     """
-    from earmark.run import Run
+    from earmark.fuse import FusedRun, load_run
     from earmark.serve.page import PAGE
 
     if not is_number(max_mb) or max_mb <= 0:
@@ -236,13 +237,13 @@ def create_app(
         max_mb = max_mb.item()
     top_k = int(top_k)
     limit = int(max_mb * _MB)
-    run = Run.load(run_dir)
+    run = load_run(run_dir)
     labels = run.labels
-    cfg = run.config
+    cfg = run.config  # a fusion's first run: its eval window settings are shown
     info = {
         "run": Path(run_dir).resolve().name,
         "model": str(run.meta.get("model") or cfg.model.name),
-        "features": cfg.features.name,
+        "features": run.feature_names,
         "feature_params": cfg.features.params,
         "labels": labels,
         "window_s": cfg.eval.window,
@@ -251,6 +252,11 @@ def create_app(
         "top_k": min(top_k, len(labels)),
         "max_mb": max_mb,
     }
+    if isinstance(run, FusedRun):  # each run's own feature, parameters and weight
+        info["feature_params"] = None
+        info["runs"] = [{"run": r.dir.name, "model": r.meta.get("model"), "features": r.config.features.name,
+                         "feature_params": r.config.features.params, "weight": float(w)}
+                        for r, w in zip(run.runs, run.weights)]
     lock = threading.Lock()  # one prediction at a time: torch already uses every core for one
 
     def predict(path: Path, name: str, k: int, spectrogram: bool) -> dict[str, Any]:
