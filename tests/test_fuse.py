@@ -74,6 +74,10 @@ def test_fusion_is_the_weighted_mean_of_its_runs(runs, tmp_path, capsys):
     assert list(df["predicted"]) == [labels[i] for i in expected.argmax(1)]
     assert metrics["accuracy"] == pytest.approx(np.mean(df["predicted"] == df["label"]), abs=1e-6)
 
+    # the report (refreshed by evaluate) has the fusion's metrics and points to each run's own report
+    page = (fused / "report.html").read_text()
+    assert "fusion: cnn_small + logreg" in page and f"{runs['logreg'].resolve()}/report.html" in page
+
     # compare lists the fusion like any evaluated run
     assert main(["compare", str(fused), str(runs["net"]), str(runs["logreg"])]) == 0
     assert "fusion" in capsys.readouterr().out

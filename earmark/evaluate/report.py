@@ -39,7 +39,7 @@ from earmark.errors import DataError, EarmarkError
 from earmark.evaluate.evaluate import PROBA_PREFIX
 from earmark.evaluate.metrics import misclassified, read_metrics
 from earmark.fsutil import atomic_write_text
-from earmark.run import CONFIG_FILE, MODEL_FILE, NET_DIR, Run
+from earmark.run import CONFIG_FILE, FUSION_FILE, MODEL_FILE, NET_DIR, Run
 
 __all__ = ["REPORT_FILE", "SECTIONS", "html_page", "png_img", "refresh_report", "write_report"]
 
@@ -127,6 +127,18 @@ def _manifest_clips(run: Run, split: str) -> pd.DataFrame:
     return clips
 
 
+def _fusion_why(run_dir: Path) -> str | None:
+    """Where a fusion's model details are: in each fused run's own report."""
+    import json
+
+    try:
+        runs = json.loads((run_dir / FUSION_FILE).read_text(encoding="utf-8"))["runs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return ("a fusion of runs (earmark fuse): each fused run's own report has its training curves, t-SNE and "
+            "model details: " + ", ".join(f"{r}/report.html" for r in runs))
+
+
 def _load(run_dir: Path) -> _Inputs:
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: no such run folder")
@@ -143,6 +155,8 @@ def _load(run_dir: Path) -> _Inputs:
         run = Run.load(run_dir)
     except Exception as exc:  # noqa: BLE001 -- whatever stops the model loading, the rest of the report stands
         run_why = f"the model cannot be loaded ({exc})"
+        if (run_dir / FUSION_FILE).is_file():
+            run_why = _fusion_why(run_dir) or run_why
     split = metrics.get("split") if metrics else (run.config.data.test_split if run else None)
     clips = proba = proba_labels = None
     clips_why = proba_why = ""
