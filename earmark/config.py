@@ -121,7 +121,7 @@ class SearchConfig(_Section):
         None, description="Per model name, {parameter: [values]}; a model not listed uses the studies' default grid."
     )
     folds: int = Field(5, ge=2, description="Cross-validation folds (grouped by the manifest's group column).")
-    scoring: str = Field("accuracy", description="scikit-learn scoring name.")
+    scoring: str = Field("accuracy", description="scikit-learn scoring name: accuracy, f1_macro, top_k_accuracy, neg_log_loss (the quality of the probabilities: for a model to be fused), ...")
     jobs: int = Field(1, ge=-1, description="Parallel fits (-1 = all cores).")
 
 

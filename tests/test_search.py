@@ -206,3 +206,22 @@ def test_offline_copies_train_beside_their_original_and_are_never_scored():
         assert set(source[copies]) == set(tr[tr < 40])  # every training original brings its copies, no other
     with pytest.raises(DataError, match="copy_source"):
         grid_search("logreg", X_all, y_all, folds=4, copy_source=source + 40)
+
+
+@pytest.mark.parametrize("scoring", ["neg_log_loss", "top_k_accuracy"])
+def test_probability_scorers_work_when_a_grouped_fold_lacks_a_class(scoring):
+    """One singer per class: holding a singer out leaves their class out of that fold, which
+    scikit-learn's own log-loss and top-k scorers refuse (every fold scored NaN)."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(2.0 * i, 1.0, size=(10, 3)) for i in range(3) for _ in range(2)])
+    y = np.repeat(["a", "b", "c"], 20)
+    groups = np.repeat(["a1", "a2", "b1", "b2", "c1", "c2"], 10)  # two singers per class
+    res = grid_search(["logreg"], X, y, groups=groups, folds=3, seed=0, scoring=scoring,
+                      grids={"logreg": {"C": [0.001, 1.0]}})
+    assert res.grouped and res.failed_fits == 0
+    assert any(len(set(y[va])) < 3 for _, va in res.splits)  # the case this is about
+    scores = res.cv_results["mean_test_score"]
+    assert np.isfinite(scores).all()
+    if scoring == "neg_log_loss":
+        assert (scores < 0).all() and res.best_params["C"] == 1.0  # C=0.001 gives near-uniform probabilities
+    assert res.scoring == scoring

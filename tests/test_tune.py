@@ -286,6 +286,25 @@ def test_classical_study_best_config_rerun_and_separate_studies(tmp_path, demo, 
     assert len(_rows(tmp_path / "other")) == 2 and len(_rows(out)) == 8
 
 
+def test_classical_trials_score_log_loss_on_folds_that_lack_a_class(tmp_path, demo):
+    """Two groups per class and 3 grouped folds: some fold holds no clip of a class, which
+    scikit-learn's own log-loss scorer refuses (the trial failed)."""
+    import pandas as pd
+
+    df = pd.read_csv(demo)
+    df["group"] = df["label"] + (df.groupby("label").cumcount() % 2).astype(str)
+    df["path"] = [str((demo.parent / p).resolve()) for p in df["path"]]
+    manifest = tmp_path / "two-groups.csv"
+    df.to_csv(manifest, index=False)
+    cfg = _classical(tmp_path, manifest, train={"search": {"folds": 3, "scoring": "neg_log_loss"}},
+                     tune={"space": {"model.params.C": [0.01, 1.0]}, "pruner": "none"})
+    out = tmp_path / "study"
+    assert _tune(cfg, out, 2) == 0
+    rows = _rows(out)
+    assert [r["state"] for r in rows] == ["complete", "complete"]
+    assert all(float(r["value"]) < 0 for r in rows)  # negated log loss, maximised
+
+
 @pytest.mark.parametrize("url", ["nosuch://x", "notaurl", "sqlite:////nonexistent/dir/x.db"])
 def test_a_storage_that_cannot_be_opened_is_one_line_naming_it(tmp_path, demo, capsys, url):
     assert _tune(_classical(tmp_path, demo), tmp_path / "study", 1, "--storage", url) == 2

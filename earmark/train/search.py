@@ -176,6 +176,26 @@ def _check_scoring(scoring: Any, key: str) -> Any:
     return scoring
 
 
+def scorer_for(scoring: Any, classes: np.ndarray) -> Any:
+    """The scorer GridSearchCV uses: ``scoring``, except that the probability scorers whose metric
+    needs every class named get them (``labels=``).
+
+    A fold of a grouped split may lack a class (all of one singer's clips are held out together);
+    scikit-learn's own ``neg_log_loss`` and ``top_k_accuracy`` scorers then fail on that fold, and
+    with ``error_score=nan`` every combination would be scored NaN.
+    """
+    if not isinstance(scoring, str):
+        return scoring
+    from sklearn.metrics import log_loss, make_scorer, top_k_accuracy_score
+
+    labels = list(classes)
+    if scoring == "neg_log_loss":
+        return make_scorer(log_loss, greater_is_better=False, response_method="predict_proba", labels=labels)
+    if scoring == "top_k_accuracy":
+        return make_scorer(top_k_accuracy_score, response_method=("decision_function", "predict_proba"), labels=labels)
+    return scoring
+
+
 def _check_candidates(candidates: Any) -> list[str]:
     key = NAMES_KEY
     single = isinstance(candidates, str)
@@ -377,7 +397,7 @@ def grid_search(
     splits = with_copies(cv.split(np.zeros((n, 1)), y_arr[:n], cv_groups), source, n)
     base = Pipeline([("scaler", "passthrough"), ("select", "passthrough"), ("pca", "passthrough"),
                      ("model", param_grid[0]["model"][0])])
-    search = GridSearchCV(base, param_grid, scoring=scoring, cv=splits, n_jobs=n_jobs, refit=True,
+    search = GridSearchCV(base, param_grid, scoring=scorer_for(scoring, np.unique(y_arr)), cv=splits, n_jobs=n_jobs, refit=True,
                           return_train_score=False, error_score=np.nan)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FitFailedWarning)

@@ -572,7 +572,7 @@ def _classical_trial(trial: Any, cfg: ExperimentConfig, data: _TrialData) -> flo
 
     from earmark.features.pool import vectors
     from earmark.models.classical import build_pipeline
-    from earmark.train.search import make_cv, with_copies
+    from earmark.train.search import make_cv, scorer_for, with_copies
 
     arrays, y, groups, copies = data.get(cfg)
     s, m = cfg.train.search, cfg.model
@@ -581,7 +581,7 @@ def _classical_trial(trial: Any, cfg: ExperimentConfig, data: _TrialData) -> flo
     splits = with_copies(cv.split(np.zeros((len(y), 1)), y, g), source, len(y))  # copies train, never score
     X = vectors(arrays + ([] if copies is None else list(copies[0])), cfg.features.pool)
     y_all = np.concatenate([y, y[source]])
-    scorer = get_scorer(s.scoring)
+    scorer = get_scorer(scorer_for(s.scoring, np.unique(y)))  # every class named: a fold may lack one
     scores: list[float] = []
     for i, (tr, va) in enumerate(splits):
         pipe = build_pipeline(m.name, params=m.params, scaler=m.scaler, select_k=m.select_k, pca=m.pca,
