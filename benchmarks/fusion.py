@@ -6,7 +6,7 @@ voices, every run on vocals separated first (``audio.separate: repet``):
 1. the network: ``resnet_compact`` on fbank, ``--members`` seeds (the settings of ``deep.py``);
 2. the speaker embedding: ``embedding:ge2e`` (Resemblyzer's GE2E voice encoder, pretrained on
    thousands of speakers) -> standard scaling -> logistic regression, C chosen by 5-fold
-   cross-validation grouped by voice;
+   cross-validation grouped by voice, scored by ``--scoring`` (log loss by default, as the recipe);
 3. their fusion, equal weights, and the weights of ``--weights``.
 
 The ge2e weights must be in the cache first: ``earmark weights fetch ge2e``. Usage::
@@ -60,6 +60,8 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=5)
     ap.add_argument("--weights", type=float, nargs=2, default=None, metavar=("NET", "GE2E"),
                     help="also report the fusion with these weights")
+    ap.add_argument("--scoring", default="neg_log_loss",
+                    help="what picks the logistic regression's C in the grouped cross-validation (as the recipe)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -79,15 +81,15 @@ def main() -> None:
                               "audio": {"separate": {"method": "repet"}},
                               "features": {"name": "embedding:ge2e", "params": {"weights": "ge2e"}, "store": str(store)},
                               "model": {"name": "logreg", "scaler": "standard"},
-                              "train": {"seed": 0, "search": {"folds": 5,
+                              "train": {"seed": 0, "search": {"folds": 5, "scoring": args.scoring,
                                                               "grid": {"logreg": {"C": [0.01, 0.03, 0.1, 0.3, 1, 3]}}}}},
-                             args.work / "runs" / "vocal-ge2e-logreg-sep")
-    rows.append(_row("embedding:ge2e + logreg, separated vocals", json.loads((ge2e / "metrics.json").read_text()), seconds))
+                             args.work / "runs" / f"vocal-ge2e-logreg-sep-{args.scoring}")
+    rows.append(_row(f"embedding:ge2e + logreg (C by {args.scoring}), separated vocals", json.loads((ge2e / "metrics.json").read_text()), seconds))
     print(json.dumps(rows[-1]), flush=True)
 
     for weights in [None] + ([args.weights] if args.weights else []):
         name = "fused" if weights is None else f"fused-{weights[0]:g}-{weights[1]:g}"
-        out = args.work / "runs" / f"vocal-{args.model}-x{args.members}-sep+ge2e-{name}"
+        out = args.work / "runs" / f"vocal-{args.model}-x{args.members}-sep+ge2e-{args.scoring}-{name}"
         fuse_runs([net, ge2e], out, weights)
         metrics = evaluate(out, manifest, split=test_split)
         rows.append(_row(f"fusion ({'equal weights' if weights is None else f'weights {weights}'})", metrics))
