@@ -33,7 +33,7 @@ from earmark.errors import ConfigError, DataError
 from earmark.fsutil import atomic_write_text
 from earmark.run import CONFIG_FILE, FUSION_FILE, MODEL_FILE, NET_DIR, Run, Scores
 
-__all__ = ["FusedRun", "fuse_runs", "load_run"]
+__all__ = ["FusedRun", "fuse_runs", "load_run", "read_fusion"]
 
 
 @dataclass
@@ -71,25 +71,14 @@ class FusedRun:
             (moved, deleted: the message names it), or runs whose classes differ.
         """
         path = Path(path)
-        file = path / FUSION_FILE
-        try:
-            info = json.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DataError(f"{path}: no {FUSION_FILE}; `earmark fuse RUN... --out {path}` writes it") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{file}: not readable JSON ({exc})") from None
-        runs, weights = (info.get("runs"), info.get("weights")) if isinstance(info, dict) else (None, None)
-        if (not isinstance(runs, list) or not all(isinstance(r, str) for r in runs) or not isinstance(weights, list)
-                or len(weights) != len(runs)):
-            raise DataError(f"{file}: expected {{\"runs\": [run folders], \"weights\": [one number per run]}}, "
-                            f"got {str(info)[:200]}")
+        runs, weights = read_fusion(path)
         loaded = []
         for r in runs:
             try:
                 loaded.append(Run.load(r))
             except DataError as exc:
                 raise DataError(f"{path}: fused run {r} cannot be loaded ({exc})") from None
-        return _make(path, loaded, _weights(weights, len(loaded), where=str(file)))
+        return _make(path, loaded, _weights(weights, len(loaded), where=str(path / FUSION_FILE)))
 
     @property
     def config(self):
@@ -128,6 +117,30 @@ class FusedRun:
     @property
     def feature_names(self) -> str:
         return " + ".join(dict.fromkeys(r.config.features.name for r in self.runs))
+
+
+def read_fusion(path: str | os.PathLike) -> tuple[list[str], list[Any]]:
+    """The run folders and weights that ``path/fusion.json`` lists, without loading the runs.
+
+    Raises
+    ------
+    DataError
+        No ``fusion.json``, not readable JSON, or not ``{"runs": [folders], "weights": [one per run]}``.
+    """
+    path = Path(path)
+    file = path / FUSION_FILE
+    try:
+        info = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: no {FUSION_FILE}; `earmark fuse RUN... --out {path}` writes it") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{file}: not readable JSON ({exc})") from None
+    runs, weights = (info.get("runs"), info.get("weights")) if isinstance(info, dict) else (None, None)
+    if (not isinstance(runs, list) or not all(isinstance(r, str) for r in runs) or not isinstance(weights, list)
+            or len(weights) != len(runs)):
+        raise DataError(f"{file}: expected {{\"runs\": [run folders], \"weights\": [one number per run]}}, "
+                        f"got {str(info)[:200]}")
+    return runs, weights
 
 
 def load_run(path: str | os.PathLike) -> Run | FusedRun:

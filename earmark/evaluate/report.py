@@ -20,6 +20,7 @@ Nothing is recomputed that the run folder holds: metrics come from ``metrics.jso
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import csv
 import io
@@ -127,18 +128,6 @@ def _manifest_clips(run: Run, split: str) -> pd.DataFrame:
     return clips
 
 
-def _fusion_why(run_dir: Path) -> str | None:
-    """Where a fusion's model details are: in each fused run's own report."""
-    import json
-
-    try:
-        runs = json.loads((run_dir / FUSION_FILE).read_text(encoding="utf-8"))["runs"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return ("a fusion of runs (earmark fuse): each fused run's own report has its training curves, t-SNE and "
-            "model details: " + ", ".join(f"{r}/report.html" for r in runs))
-
-
 def _load(run_dir: Path) -> _Inputs:
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: no such run folder")
@@ -156,7 +145,11 @@ def _load(run_dir: Path) -> _Inputs:
     except Exception as exc:  # noqa: BLE001 -- whatever stops the model loading, the rest of the report stands
         run_why = f"the model cannot be loaded ({exc})"
         if (run_dir / FUSION_FILE).is_file():
-            run_why = _fusion_why(run_dir) or run_why
+            from earmark.fuse import read_fusion
+
+            with contextlib.suppress(DataError):
+                run_why = ("a fusion of runs (earmark fuse): each fused run's own report has its training curves, "
+                           "t-SNE and model details: " + ", ".join(f"{r}/report.html" for r in read_fusion(run_dir)[0]))
     split = metrics.get("split") if metrics else (run.config.data.test_split if run else None)
     clips = proba = proba_labels = None
     clips_why = proba_why = ""
