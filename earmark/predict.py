@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -45,36 +46,48 @@ def collect_audio(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     return files
 
 
-def clip_proba(run: Run | FusedRun, path: str | os.PathLike) -> tuple[np.ndarray, int]:
+def clip_proba(run: Run | FusedRun, path: str | os.PathLike, _audio: dict | None = None) -> tuple[np.ndarray, int]:
     """Decode ``path``, separate vocals if the run was trained so (``audio.separate``), compute the run's
     feature (per window when ``eval.window`` is set) and predict.
 
     Separation runs on each window, as it ran on each training clip. Returns the aggregated
     probability vector and the number of windows. A fusion (``earmark fuse``) asks each of its runs
-    and averages their probabilities with its weights (the number of windows is the largest).
+    and averages their probabilities with its weights (the number of windows is the largest); runs
+    that read the audio alike (rate, windows, separation) share one decoding and separation.
     """
     if isinstance(run, FusedRun):
-        parts = [clip_proba(r, path) for r in run.runs]
+        audio: dict = {}
+        parts = [clip_proba(r, path, audio) for r in run.runs]
         return run.combine([p[np.newaxis] for p, _ in parts])[0], max(n for _, n in parts)
     cfg = run.config
     spec = get_feature(cfg.features.name)
     params = spec.resolve(cfg.features.params)
     sr = params["sr"]
-    y = load(path, sr=sr)
-    if y.shape[-1] < spec.min_samples(params):
-        raise DataError(f"{path}: {y.shape[-1]} samples at {sr} Hz is shorter than one {spec.name} frame")
-    if cfg.eval.window:
-        length = int(round(cfg.eval.window * sr))
-        hop = int(round((cfg.eval.hop or cfg.eval.window) * sr))
-        y, _ = segment(y, length, hop)
-    else:
-        y = y[np.newaxis]
-    y = apply_separation(y, sr, resolve_separation(cfg.audio.separate))
+    memo = {} if _audio is None else _audio  # shared by a fusion's runs: decode and separate once
+
+    def once(key: tuple, compute):
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]
+
+    decoded = once(("decoded", sr), lambda: load(path, sr=sr))
+    if decoded.shape[-1] < spec.min_samples(params):
+        raise DataError(f"{path}: {decoded.shape[-1]} samples at {sr} Hz is shorter than one {spec.name} frame")
+    separation = resolve_separation(cfg.audio.separate)
+    y = once(("windows", sr, cfg.eval.window, cfg.eval.hop, json.dumps(separation, sort_keys=True, default=str)),
+             lambda: apply_separation(_windows(decoded, sr, cfg.eval.window, cfg.eval.hop), sr, separation))
     P = run.predict_proba(run.inputs(list(np.asarray(spec.fn(y, **params)))))  # one row per window
     if cfg.eval.aggregate == "vote":
         votes = np.bincount(P.argmax(axis=1), minlength=P.shape[1]).astype(np.float64)
         return votes / votes.sum(), len(P)
     return P.mean(axis=0), len(P)
+
+
+def _windows(y: np.ndarray, sr: int, window: float | None, hop: float | None) -> np.ndarray:
+    """``y`` as ``(n_windows, n_samples)`` windows of ``window`` seconds every ``hop``; one row without ``window``."""
+    if not window:
+        return y[np.newaxis]
+    return segment(y, int(round(window * sr)), int(round((hop or window) * sr)))[0]
 
 
 def predict_files(run: Run | FusedRun, files: Sequence[str | os.PathLike]) -> tuple[list[Prediction], list[tuple[str, str]]]:
