@@ -7,12 +7,13 @@ trained run; for each clip, every run computes its own features (from its own st
 ``audio.separate``) and probabilities, and the fusion is their weighted mean::
 
     FUSED/
-      fusion.json        {"runs": [absolute run folders], "weights": [...] (sum 1), "labels": [...]}
+      fusion.json        {"runs": [run folders, relative to FUSED], "weights": [...] (sum 1), "labels": [...]}
       metrics.json, predictions-<split>.csv, confusion.png, failures-<split>.csv   (earmark evaluate)
 
 The runs must have the same classes (columns are matched by label, not position). A clip one of
 the runs cannot use (a bad file, too short for its feature) is left out of the fusion and listed.
-The runs are referenced, not copied: moving or deleting one breaks the fusion (the error names it).
+The runs are referenced, not copied, by paths relative to the fusion's folder: moving the folder that
+holds them all keeps the fusion working; moving or deleting one run breaks it (the error names it).
 ``earmark export`` and the model sections of ``report`` (training curves, t-SNE) take one trained run.
 """
 
@@ -73,11 +74,11 @@ class FusedRun:
         path = Path(path)
         runs, weights = read_fusion(path)
         loaded = []
-        for r in runs:
+        for folder in runs:
             try:
-                loaded.append(Run.load(r))
+                loaded.append(Run.load(folder))
             except DataError as exc:
-                raise DataError(f"{path}: fused run {r} cannot be loaded ({exc})") from None
+                raise DataError(f"{path}: fused run {folder} cannot be loaded ({exc})") from None
         return _make(path, loaded, _weights(weights, len(loaded), where=str(path / FUSION_FILE)))
 
     @property
@@ -119,8 +120,9 @@ class FusedRun:
         return " + ".join(dict.fromkeys(r.config.features.name for r in self.runs))
 
 
-def read_fusion(path: str | os.PathLike) -> tuple[list[str], list[Any]]:
-    """The run folders and weights that ``path/fusion.json`` lists, without loading the runs.
+def read_fusion(path: str | os.PathLike) -> tuple[list[Path], list[Any]]:
+    """The run folders (absolute; stored relative to ``path``) and weights that ``path/fusion.json``
+    lists, without loading the runs.
 
     Raises
     ------
@@ -140,7 +142,7 @@ def read_fusion(path: str | os.PathLike) -> tuple[list[str], list[Any]]:
             or len(weights) != len(runs)):
         raise DataError(f"{file}: expected {{\"runs\": [run folders], \"weights\": [one number per run]}}, "
                         f"got {str(info)[:200]}")
-    return runs, weights
+    return [(path / r).resolve() for r in runs], weights
 
 
 def load_run(path: str | os.PathLike) -> Run | FusedRun:
@@ -189,7 +191,7 @@ def fuse_runs(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
     fused = _make(out, [Run.load(d) for d in dirs], w)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / FUSION_FILE, json.dumps(
-        {"runs": [str(d) for d in dirs], "weights": [float(x) for x in w], "labels": fused.labels,
+        {"runs": [os.path.relpath(d, out.resolve()) for d in dirs], "weights": [float(x) for x in w], "labels": fused.labels,
          "models": [r.meta.get("model") for r in fused.runs]}, indent=2) + "\n")
     return fused
 

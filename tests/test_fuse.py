@@ -51,7 +51,8 @@ def test_fusion_is_the_weighted_mean_of_its_runs(runs, tmp_path, capsys):
     assert main(["fuse", str(runs["net"]), str(runs["logreg"]), "--out", str(fused), "--weights", "3,1"]) == 0
     assert "fusion.json" in capsys.readouterr().out
     info = json.loads((fused / "fusion.json").read_text())
-    assert info["runs"] == [str(runs["net"].resolve()), str(runs["logreg"].resolve())]
+    assert not any(Path(r).is_absolute() for r in info["runs"])  # relative to the fusion's folder
+    assert [(fused / r).resolve() for r in info["runs"]] == [runs["net"].resolve(), runs["logreg"].resolve()]
     assert info["weights"] == [0.75, 0.25] and info["models"] == ["cnn_small", "logreg"]
 
     assert main(["evaluate", str(fused), "--manifest", str(runs["manifest"]), "--no-progress"]) == 0
@@ -166,6 +167,17 @@ def test_bad_fusions_are_refused(runs, tmp_path, capsys):
     capsys.readouterr()
     assert main(["fuse", str(net), str(log), "--out", str(tmp_path / "f3"), "--weights", "1,x"]) == 2
     assert "--weights: expected comma-separated numbers" in capsys.readouterr().err
+
+
+def test_a_fusion_moved_with_its_runs_still_works(runs, tmp_path):
+    tree = tmp_path / "before"
+    for name in ("net", "logreg"):
+        shutil.copytree(runs[name], tree / "runs" / name)
+    fuse_runs([tree / "runs" / "net", tree / "runs" / "logreg"], tree / "fusions" / "both")
+    assert json.loads((tree / "fusions" / "both" / "fusion.json").read_text())["runs"] == ["../../runs/net", "../../runs/logreg"]
+    tree.rename(tmp_path / "after")
+    fused = load_run(tmp_path / "after" / "fusions" / "both")
+    assert [r.dir.resolve() for r in fused.runs] == [(tmp_path / "after" / "runs" / n).resolve() for n in ("net", "logreg")]
 
 
 def test_a_moved_run_and_export_which_needs_one_run(runs, tmp_path, capsys):

@@ -21,7 +21,8 @@ def fuse_command(
 
     The fusion is a folder that `earmark evaluate`, `predict`, `compare` and `serve` take like a
     trained run; each clip is scored by every run (its own features, store and audio.separate) and
-    the probabilities averaged. The runs must share their classes; they are referenced, not copied.
+    the probabilities averaged. The runs must share their classes; they are referenced by paths
+    relative to OUT, not copied.
     E.g. a network on fbank with a logistic regression on `embedding:ge2e` speaker embeddings:
 
         earmark fuse runs/resnet runs/ge2e-logreg --out runs/fused
