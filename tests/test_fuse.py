@@ -62,6 +62,7 @@ def test_fusion_is_the_weighted_mean_of_its_runs(runs, tmp_path, capsys):
     net_m = json.loads((runs["net"] / "metrics.json").read_text())
     log_m = json.loads((runs["logreg"] / "metrics.json").read_text())
     assert [m["accuracy"] for m in metrics["members"]] == [net_m["accuracy"], log_m["accuracy"]]
+    assert [m["run"] for m in metrics["members"]] == ["net", "logreg"]
     assert metrics["params"] == net_m["params"] + log_m["params"]
 
     # the fused probabilities, recomputed from what each run wrote when it was evaluated on its own
@@ -78,6 +79,7 @@ def test_fusion_is_the_weighted_mean_of_its_runs(runs, tmp_path, capsys):
     # the report (refreshed by evaluate) has the fusion's metrics and points to each run's own report
     page = (fused / "report.html").read_text()
     assert "fusion: cnn_small + logreg" in page and f"{runs['logreg'].resolve()}/report.html" in page
+    assert "<h3>Fused runs</h3>" in page and "Ensemble members" not in page
 
     # compare lists the fusion like any evaluated run
     assert main(["compare", str(fused), str(runs["net"]), str(runs["logreg"])]) == 0

@@ -51,6 +51,8 @@ def evaluate(run_dir: str | os.PathLike, manifest: str | os.PathLike, *, split: 
             {"member": i, "accuracy": round(float(np.mean(np.asarray(run.labels)[p.argmax(1)] == y_true)), 6)}
             for i, p in enumerate(s.members)
         ]
+        for member, r in zip(metrics["members"], getattr(run, "runs", [])):  # a fusion: name its runs
+            member["run"] = r.dir.name
     out = Path(out) if out else Path(run_dir) / "metrics.json"
     write_metrics(metrics, out)
     plot_confusion_pair(metrics["confusion_matrix"], metrics["labels"], out.with_name("confusion.png"))

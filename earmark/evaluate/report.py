@@ -586,9 +586,10 @@ def _model(inp: _Inputs) -> str:
             if per_model:
                 items.append(("CV score per model", ", ".join(f"{k} {_num(v)}" for k, v in per_model.items())))
     html = _kv(items)
-    if m.get("members"):
-        html += "<h3>Ensemble members</h3>" + _table(
-            ["member", "accuracy"], [[str(x["member"]), _pct(x["accuracy"])] for x in m["members"]], {1})
+    if m.get("members"):  # an ensemble's networks, or a fusion's runs (named)
+        fusion = any("run" in x for x in m["members"])
+        html += ("<h3>Fused runs</h3>" if fusion else "<h3>Ensemble members</h3>") + _table(
+            ["member", "accuracy"], [[escape(str(x.get("run", x["member"]))), _pct(x["accuracy"])] for x in m["members"]], {1})
     if run is None:
         html += _absent(inp.run_why)
     return html
