@@ -88,7 +88,11 @@ class FusedRun:
 
     def combine(self, probas: Sequence[np.ndarray]) -> np.ndarray:
         """Weighted mean of each run's ``(n, n_classes_i)`` probabilities, columns in :attr:`labels` order."""
-        return sum(w * _aligned(p, run.labels, self.labels) for w, p, run in zip(self.weights, probas, self.runs))
+        return self._mean([_aligned(p, run.labels, self.labels) for p, run in zip(probas, self.runs)])
+
+    def _mean(self, aligned: Sequence[np.ndarray]) -> np.ndarray:
+        """Weighted mean of probabilities whose columns are already in :attr:`labels` order."""
+        return sum(w * p for w, p in zip(self.weights, aligned))
 
     def scores(self, manifest: Any, *, progress: bool = False, executor: Executor | None = None) -> Scores:
         """:meth:`Run.scores` of every run on ``manifest``, fused on the clips all of them could use.
@@ -108,8 +112,7 @@ class FusedRun:
                     seen.add(f.path)
                     failures.append(f)
         members = [p[ok] for p in full]
-        return Scores(proba=sum(w * p for w, p in zip(self.weights, members)), ok=ok, failures=failures,
-                      members=members)
+        return Scores(proba=self._mean(members), ok=ok, failures=failures, members=members)
 
     def count_params(self) -> int:
         """Parameters of all the fused runs' models."""

@@ -139,7 +139,7 @@ class Run:
         arrays, ok, failures = clip_features(self.config, manifest, progress=progress, executor=executor)
         X = self.inputs(arrays)
         members = self.model.member_proba(X) if hasattr(self.model, "member_proba") else []
-        proba = np.mean(members, axis=0) if members else self.predict_proba(X)
+        proba = self.model.average(members) if members else self.predict_proba(X)  # members computed once
         return Scores(proba=proba, ok=ok, failures=failures, members=members)
 
     def count_params(self) -> int:

@@ -46,8 +46,13 @@ class EnsembleClassifier(ClassifierMixin, BaseEstimator):
         self._check()
         return [np.asarray(m.predict_proba(X)) for m in self.members]
 
+    @staticmethod
+    def average(probas: Sequence[np.ndarray]) -> np.ndarray:
+        """The ensemble's probabilities from its members' (:meth:`member_proba`): their mean."""
+        return np.mean(probas, axis=0)
+
     def predict_proba(self, X: Any) -> np.ndarray:
-        return np.mean(self.member_proba(X), axis=0)
+        return self.average(self.member_proba(X))
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
