@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import sys
+import tempfile
 from pathlib import Path
+
+# Numba's on-disk cache is not safe to fill from several processes at once: two pytest-xdist
+# workers compiling one of librosa's cached gufuncs together (librosa.cqt -> estimate_tuning ->
+# piptrack's _parabolic_interpolation, in the reference comparisons) can write a wrapper and a
+# kernel that do not match, and the next call segfaults (numba/numba#10128, open). Each worker
+# gets its own cache folder (kept between runs, one set per virtual environment) before anything
+# imports numba (set, not defaulted: workers inherit the controller's environment); subprocesses
+# the tests start inherit it.
+os.environ["NUMBA_CACHE_DIR"] = str(
+    Path(tempfile.gettempdir())
+    / "earmark-tests-numba"
+    / hashlib.sha256(sys.prefix.encode()).hexdigest()[:12]
+    / os.environ.get("PYTEST_XDIST_WORKER", "main")
+)
 
 import numpy as np
 import pytest
