@@ -18,7 +18,7 @@ from earmark.errors import ConfigError
 from earmark.features import FEATURES, get_feature
 from earmark.features import embedding as emb
 from earmark.features.store import FeatureStore
-from earmark.models.pretrained import BACKBONES, create_backbone
+from earmark.models.pretrained import BACKBONES, create_backbone, ge2e
 
 NAMES = ["embedding:cnn14", "embedding:cnn14_16k", "embedding:vgg16:fc2", "embedding:vgg16:fc1",
          "embedding:vgg16:block5_pool", "embedding:resnet50:avg_pool", "embedding:resnet50:layer3", "embedding:ge2e"]
@@ -38,7 +38,7 @@ def test_registered_with_the_backbones_rates_and_sizes():
         backbone, cut, sr, dim = emb.EMBEDDING_FEATURES[name]
         assert (feat.backbone, feat.cut, feat.sr, feat.dim) == (backbone, cut, sr, dim)
         assert feat.sr == BACKBONES.get(backbone).sample_rate and cut in BACKBONES.get(backbone).cuts
-        assert feat.defaults == {"weights": backbone}
+        assert feat.defaults == {"weights": backbone, **emb.EMBEDDING_OPTIONS.get(name, ({},))[0]}
 
 
 def test_missing_default_weights_say_how_to_get_them(empty_cache):
@@ -71,12 +71,33 @@ def test_every_embedding_feature_with_random_weights(name):
 
 def test_ge2e_speaker_embedding_feature():
     feat = get_feature("embedding:ge2e")
-    assert (feat.sr, feat.dim, feat.defaults) == (16000, 256, {"weights": "ge2e"})
+    assert (feat.sr, feat.dim, feat.defaults) == (16000, 256, {"weights": "ge2e", "partial": ge2e.PARTIAL_S,
+                                                               "rate": ge2e.RATE, "weighting": "equal"})
     y = np.stack([music_like(16000, 2.0, f0=f0, seed=s) for s, f0 in enumerate((110.0, 220.0, 440.0))])
     out = feat(y, **RANDOM)
     assert out.shape == (3, 256) and out.dtype == np.float32 and (out >= 0).all()
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)  # Resemblyzer's unit-norm embeddings
     np.testing.assert_allclose(out[1], feat(y[1], **RANDOM), atol=1e-5)
+
+
+def test_ge2e_partials_are_feature_parameters():
+    feat = get_feature("embedding:ge2e")
+    y = np.stack([music_like(16000, 3.0, f0=f0, seed=s) for s, f0 in enumerate((110.0, 330.0))])
+    net = create_backbone("ge2e")  # random weights, seed 0: those of weights=random
+    short = feat(y, **RANDOM, partial=0.6, rate=5)
+    np.testing.assert_allclose(short, net.embed(y, partial=0.6, rate=5).numpy(), atol=1e-6)
+    np.testing.assert_allclose(feat(y, **RANDOM, partial=0.6, rate=5, weighting="energy"),
+                               net.embed(y, partial=0.6, rate=5, weighting="energy").numpy(), atol=1e-6)
+    np.testing.assert_allclose(feat(y, **RANDOM), net.embed(y).numpy(), atol=1e-6)
+    assert np.abs(short - feat(y, **RANDOM)).max() > 1e-3
+    assert feat.resolve({**RANDOM, "partial": 0.6, "rate": 5}) != feat.resolve(RANDOM)  # another store key
+    for params, message in (({"partial": 0.01}, "partial must be a length in seconds from 0.1 to 10"),
+                            ({"partial": 0.6, "rate": 1}, "rate must be 1.667 to 100 partials per second for partials of 0.6 s"),
+                            ({"weighting": "max"}, "weighting must be one of equal, energy")):
+        with pytest.raises(ConfigError, match=f"feature 'embedding:ge2e': ge2e: {message}"):
+            feat.resolve({**RANDOM, **params})
+    with pytest.raises(ConfigError, match="unknown parameter 'partial'"):
+        get_feature("embedding:cnn14_16k").resolve({**RANDOM, "partial": 0.6})
 
 
 def test_feature_contract_on_one_backbone():

@@ -15,7 +15,7 @@ from earmark.features.image import to_image
 from earmark.features.spectral import logmel
 from earmark.models.pretrained import BACKBONES, KNOWN_WEIGHTS, create_backbone
 from earmark.models.pretrained.cnn14 import stft_kernels
-from earmark.models.pretrained.ge2e import normalize_volume, partial_slices
+from earmark.models.pretrained.ge2e import normalize_volume, partial_frames, partial_slices
 from earmark.models.pretrained.image_input import IMAGENET_MEAN, IMAGENET_STD, SpectrogramImage
 
 CASES = [("cnn14", "fc1", 2048), ("cnn14_16k", "fc1", 2048), ("vgg16", "fc2", 4096), ("vgg16", "fc1", 4096),
@@ -219,12 +219,13 @@ def _at_dbfs(y: np.ndarray, dbfs: float) -> np.ndarray:
     return (y * 10 ** (dbfs / 20) / np.sqrt(np.mean(y.astype(np.float64) ** 2))).astype(np.float32)
 
 
-def _reference_slices(n_samples: int) -> list[tuple[int, int]]:
-    """Resemblyzer's ``compute_partial_slices(n_samples, rate=1.3, min_coverage=0.75)``, as written there."""
+def _reference_slices(n_samples: int, frames: int = 160, rate: float = 1.3) -> list[tuple[int, int]]:
+    """Resemblyzer's ``compute_partial_slices(n_samples, rate=1.3, min_coverage=0.75)``, as written there
+    (``frames`` is its ``partials_n_frames``, 160)."""
     n_frames = int(np.ceil((n_samples + 1) / 160))
-    frame_step = int(np.round((16000 / 1.3) / 160))
-    slices = [(i, i + 160) for i in range(0, max(1, n_frames - 160 + frame_step + 1), frame_step)]
-    if (n_samples - slices[-1][0] * 160) / (160 * 160) < 0.75 and len(slices) > 1:
+    frame_step = int(np.round((16000 / rate) / 160))
+    slices = [(i, i + frames) for i in range(0, max(1, n_frames - frames + frame_step + 1), frame_step)]
+    if (n_samples - slices[-1][0] * 160) / (frames * 160) < 0.75 and len(slices) > 1:
         slices = slices[:-1]
     return slices
 
@@ -265,32 +266,66 @@ def test_ge2e_partial_slices():
         partial_slices(0)
 
 
-def test_ge2e_embedding_equals_a_per_partial_reference():
-    """Resemblyzer's embed_utterance written out clip by clip, partial by partial, on librosa's mel."""
+def test_ge2e_shorter_partials():
+    assert partial_frames() == partial_frames(1.6, 1.3) == (160, 77)
+    assert partial_frames(0.6, 5) == (60, 20) and partial_frames(0.1, 100) == (10, 1)
+    # 3 s, partials of 0.6 s every 0.2 s: 13 of them; a 14th at frame 260 would cover 67 % < 75 %: dropped
+    assert partial_slices(48000, rate=5, partial=0.6) == [(i, i + 60) for i in range(0, 241, 20)]
+    for n in (1, 200, 5000, 9599, 9600, 41599, 48000, 160_000):
+        for partial, rate in ((0.6, 5), (0.4, 10), (1.0, 1.0), (0.25, 4)):
+            assert partial_slices(n, rate=rate, partial=partial) == _reference_slices(n, round(partial * 100), rate), (n, partial, rate)
+    for bad in (0.05, 10.5, "1", True, float("nan")):
+        with pytest.raises(ConfigError, match=f"partial must be a length in seconds from 0.1 to 10.*got {bad!r}"):
+            partial_frames(bad, 1.3)
+    for bad in (0.5, 101, 0, -1, "fast", None):  # 0.5/s leaves gaps between 1.6 s partials; 101/s is under a frame
+        with pytest.raises(ConfigError, match=f"rate must be 0.625 to 100 partials per second.*got {bad!r}"):
+            partial_frames(1.6, bad)
+
+
+@pytest.mark.parametrize(("partial", "rate", "count", "weighting"),
+                         [(1.6, 1.3, 3, "equal"), (0.6, 5, 13, "equal"), (0.6, 5, 13, "energy")])
+def test_ge2e_embedding_equals_a_per_partial_reference(partial, rate, count, weighting):
+    """Resemblyzer's embed_utterance written out clip by clip, partial by partial, on librosa's mel
+    (with ``energy``: each partial's embedding weighted by the mean square of its padded samples)."""
     librosa = pytest.importorskip("librosa")
     net = ge2e()
-    n = 46400  # 2.9 s: three partials, the last one zero-padded
+    n = 46400  # 2.9 s: three partials of 1.6 s, the last one zero-padded (13 of 0.6 s, the last one too)
+    frames = round(partial * 100)
     loud = music_like(16000, n / 16000, f0=196.0, seed=3)
     quiet = _at_dbfs(np.random.default_rng(3).standard_normal(n), -45.0)
     expected = []
     for wav in (loud, quiet):
         dbfs = 10 * np.log10(np.mean(wav.astype(np.float64) ** 2))
         wav = wav * 10 ** ((-30 - dbfs) / 20) if dbfs < -30 else wav
-        slices = _reference_slices(len(wav))
+        slices = _reference_slices(len(wav), frames, rate)
         wav = np.pad(wav, (0, max(0, slices[-1][1] * 160 - len(wav)))).astype(np.float32)
         mel = librosa.feature.melspectrogram(y=wav, sr=16000, n_fft=400, hop_length=160, n_mels=40, pad_mode="reflect").T
-        partials = []
+        partials, power = [], []
         with torch.no_grad():
             for start, stop in slices:
                 _, (h, _) = net.lstm(torch.from_numpy(np.ascontiguousarray(mel[start:stop]))[None])
                 e = torch.relu(net.linear(h[-1]))[0].numpy()
                 partials.append(e / np.linalg.norm(e))
-        mean = np.mean(partials, axis=0)
+                power.append(np.mean(wav[start * 160:stop * 160].astype(np.float64) ** 2))
+        mean = np.average(partials, axis=0, weights=power if weighting == "energy" else None)
         expected.append(mean / np.linalg.norm(mean))
-    assert len(partials) == 3
-    out = net.embed(np.stack([loud, quiet]))
+    assert len(partials) == count
+    out = net.embed(np.stack([loud, quiet]), partial=partial, rate=rate, weighting=weighting)
     assert out.shape == (2, 256) and (out >= 0).all()
     np.testing.assert_allclose(out.numpy(), np.stack(expected), atol=1e-5, rtol=0)
+
+
+def test_ge2e_energy_weighting():
+    net = ge2e()
+    y = music_like(16000, 3.0, f0=150.0, seed=5)  # decays: the first partials are the loudest
+    y[16000:24000] = 0.0  # a pause: its partials count little by energy, as much as the others when equal
+    equal, energy = net.embed(y, partial=0.6, rate=5), net.embed(y, partial=0.6, rate=5, weighting="energy")
+    assert abs(energy.norm().item() - 1.0) < 1e-5 and (equal - energy).abs().max() > 1e-3
+    silent = torch.zeros(2, 48000)  # no energy anywhere: equal weights, no NaN
+    torch.testing.assert_close(net.embed(silent, partial=0.6, rate=5, weighting="energy"),
+                               net.embed(silent, partial=0.6, rate=5))
+    with pytest.raises(ConfigError, match="weighting must be one of equal, energy .*got 'rms'"):
+        net.embed(y, weighting="rms")
 
 
 def test_ge2e_volume_is_raised_to_minus_30_dbfs_never_lowered():

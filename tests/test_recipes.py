@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import yaml
 
 from earmark.cli import main
 from earmark.data.demo import synth_note
@@ -117,6 +118,8 @@ def test_singer_gender_ge2e_recipe_fused_with_a_second_run(tmp_path):
                  "--set", "features.params.weights=random"]) == 0
     metrics = json.loads((tmp_path / "ge2e" / "metrics.json").read_text())
     assert metrics["features"] == "embedding:ge2e" and metrics["model"] == "logreg" and metrics["split"] == "val"
+    params = yaml.safe_load((tmp_path / "ge2e" / "config.yaml").read_text())["features"]["params"]
+    assert (params["partial"], params["rate"], params["weighting"]) == (0.6, 5, "energy")  # not Resemblyzer's
     assert main(["train", str(RECIPES / "singer_gender_ge2e_logreg.yaml"), "--out", str(tmp_path / "mfcc"), *common,
                  "--set", "features.name=mfcc", "--set", "features.params={}"]) == 0
     assert main(["fuse", str(tmp_path / "ge2e"), str(tmp_path / "mfcc"), "--out", str(tmp_path / "fused")]) == 0

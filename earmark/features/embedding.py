@@ -13,12 +13,18 @@ feature                                   rate (Hz)  dim   backbone, cut
 ``embedding:ge2e``                        16000      256   Resemblyzer GE2E speaker encoder
 ========================================  =========  ====  =======================================
 
-One parameter, ``weights``: the backbone's known name (default: its official weights, read from the
+Every embedding takes ``weights``: the backbone's known name (default: its official weights, read from the
 cache; ``earmark weights fetch NAME`` puts them there), the path of a weights file, or ``"random"``
 for randomly initialised (seeded) weights — a baseline, recorded as such in the store's
 ``params.json``. Resolving the parameters adds ``weights_id``: ``"random (seed 0)"`` or the file's
 path, size and modification time, so the store key changes whenever the weights file does and
 embeddings of other weights are never reused.
+
+``embedding:ge2e`` also takes ``partial`` (seconds per partial, default 1.6), ``rate`` (partials
+per second, default 1.3) and ``weighting`` (``equal``: the partials' plain mean, or ``energy``: each
+weighted by the power of its samples): Resemblyzer's defaults; ``recipes/singer_gender_ge2e_logreg.yaml``
+uses 0.6 s five times a second, weighted by energy (:func:`earmark.models.pretrained.ge2e.partial_frames`
+gives the ranges).
 
 Each process builds a backbone once (cached per process, per weights file and device) and embeds
 clips in batches of :data:`BATCH_SIZE`. Clips shorter than the backbone's receptive field are
@@ -38,7 +44,7 @@ import torch
 from earmark.errors import ConfigError, DataError
 from earmark.features.base import FEATURES, Feature, as_tensor, like_input
 
-__all__ = ["BATCH_SIZE", "EMBEDDING_FEATURES", "EmbeddingFeature"]
+__all__ = ["BATCH_SIZE", "EMBEDDING_FEATURES", "EMBEDDING_OPTIONS", "EmbeddingFeature"]
 
 BATCH_SIZE = 8
 RANDOM_ID = "random (seed 0)"
@@ -53,6 +59,21 @@ EMBEDDING_FEATURES: dict[str, tuple[str, str, int, int]] = {
     "embedding:resnet50:avg_pool": ("resnet50", "avg_pool", 22050, 2048),
     "embedding:resnet50:layer3": ("resnet50", "layer3", 22050, 1024),
     "embedding:ge2e": ("ge2e", "embedding", 16000, 256),
+}
+
+
+
+def _check_ge2e(options: dict[str, Any]) -> None:
+    from earmark.models.pretrained.ge2e import check_weighting, partial_frames
+
+    partial_frames(options["partial"], options["rate"])
+    check_weighting(options["weighting"])
+
+
+# name -> the backbone's embedding options (``Backbone.embed(x, **options)``) with their defaults, and
+# their check (raises ConfigError); the defaults are the backbone's (checked in the tests).
+EMBEDDING_OPTIONS: dict[str, tuple[dict[str, Any], Callable[[dict[str, Any]], None]]] = {
+    "embedding:ge2e": ({"partial": 1.6, "rate": 1.3, "weighting": "equal"}, _check_ge2e),
 }
 
 
@@ -112,6 +133,11 @@ class EmbeddingFeature(Feature):
         if out["sr"] != self.sr:
             raise ConfigError(f"feature {self.name!r}: the backbone takes {self.sr} Hz audio; sr cannot be "
                               f"changed (got {out['sr']})")
+        if self.name in EMBEDDING_OPTIONS:
+            try:
+                EMBEDDING_OPTIONS[self.name][1](out)
+            except ConfigError as exc:
+                raise ConfigError(f"feature {self.name!r}: {exc}") from None
         out["weights_id"] = _weights_id(_weights_path(self.name, self.backbone, out["weights"]))
         return out
 
@@ -125,7 +151,8 @@ def _backbone(name: str, cut: str, path: str | None, weights_id: str, device: st
 
 
 def _make_feature(name: str, backbone: str, cut: str, sr: int, dim: int) -> Callable[..., Any]:
-    def embedding(y: Any, sr: int = sr, *, weights: str = backbone, weights_id: str | None = None) -> Any:
+    def embedding(y: Any, sr: int = sr, *, weights: str = backbone, weights_id: str | None = None,
+                  **options: Any) -> Any:
         path = _weights_path(name, backbone, weights)
         ident = _weights_id(path)
         if weights_id is not None and weights_id != ident:
@@ -137,7 +164,7 @@ def _make_feature(name: str, backbone: str, cut: str, sr: int, dim: int) -> Call
         lead = x.shape[:-1]
         flat = x.reshape(-1, x.shape[-1])
         net = _backbone(backbone, cut, None if path is None else str(path), ident, str(x.device))
-        parts = [net.embed(flat[i:i + BATCH_SIZE]) for i in range(0, flat.shape[0], BATCH_SIZE)]
+        parts = [net.embed(flat[i:i + BATCH_SIZE], **options) for i in range(0, flat.shape[0], BATCH_SIZE)]
         out = (torch.cat(parts) if parts else flat.new_zeros((0, dim))).reshape(*lead, dim)
         return like_input(out if was_numpy or x.dtype != torch.float64 else out.double(), was_numpy)
 
@@ -154,6 +181,8 @@ def _make_feature(name: str, backbone: str, cut: str, sr: int, dim: int) -> Call
         ``"{backbone}"`` (the official weights, from the cache), a weights file, or ``"random"``.
     weights_id : str, optional
         Identity of the weights file the parameters were resolved with; a different file is an error.
+    **options
+        The backbone's embedding options ({", ".join(EMBEDDING_OPTIONS.get(name, ({},))[0]) or "none"}).
 
     Returns
     -------
@@ -167,5 +196,5 @@ def _make_feature(name: str, backbone: str, cut: str, sr: int, dim: int) -> Call
 for _name, (_backbone_name, _cut, _sr, _dim) in EMBEDDING_FEATURES.items():
     FEATURES.register(_name, EmbeddingFeature(
         name=_name, fn=_make_feature(_name, _backbone_name, _cut, _sr, _dim), sr=_sr,
-        defaults={"weights": _backbone_name}, min_samples=lambda params: 1,
+        defaults={"weights": _backbone_name, **EMBEDDING_OPTIONS.get(_name, ({},))[0]}, min_samples=lambda params: 1,
         backbone=_backbone_name, cut=_cut, dim=_dim))

@@ -93,10 +93,10 @@ class Backbone(nn.Module):
         """Whether weights were loaded from a file (False: random initialisation)."""
         return self.weights_source != "random"
 
-    def _embed(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    def _embed(self, x: torch.Tensor, **options: Any) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def embed(self, waveform: Any) -> torch.Tensor:
+    def embed(self, waveform: Any, **options: Any) -> torch.Tensor:
         """Embeddings of a batch of waveforms, in eval mode and without gradients.
 
         Parameters
@@ -104,6 +104,9 @@ class Backbone(nn.Module):
         waveform : torch.Tensor or np.ndarray, shape (batch, n_samples) or (n_samples,)
             Mono float audio at :attr:`sample_rate`. Clips shorter than :attr:`min_samples` are
             zero-padded at the end (with a ``UserWarning`` naming both lengths).
+        **options
+            The backbone's own embedding options, passed to :meth:`_embed` (``ge2e``: ``partial``,
+            ``rate``); the others take none.
 
         Returns
         -------
@@ -137,7 +140,7 @@ class Backbone(nn.Module):
         self.eval()
         try:
             with torch.inference_mode():
-                out = self._embed(x).float()
+                out = self._embed(x, **options).float()
         finally:
             self.train(was_training)
         return out[0] if single else out
