@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -205,6 +206,20 @@ def test_unknown_ray_address_is_one_line_error(clips, tmp_path):
     assert "error: --ray not an address: cannot start or reach a Ray cluster" in ran.stderr
     assert "Traceback" not in ran.stderr
     assert not (tmp_path / "s").exists() or not any((tmp_path / "s").rglob("*.npy"))
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_a_cluster_address_nothing_listens_at_is_refused_at_once(clips, tmp_path, scheme):
+    """ray.init alone retries such an address for minutes; earmark tries one TCP connection first."""
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"{scheme}127.0.0.1:{port}"
+    ran = _earmark("extract", str(clips), "-f", "fbank", "-s", str(tmp_path / "s"), "--ray", address)
+    assert ran.returncode == 2
+    assert (f"error: --ray {address}: cannot reach a Ray cluster at 127.0.0.1:{port} (connection refused); "
+            "start its head there with `ray start --head`") in ran.stderr
+    assert "Traceback" not in ran.stderr
 
 
 @pytest.mark.slow

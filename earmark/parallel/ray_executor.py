@@ -19,6 +19,32 @@ from earmark.checks import is_int
 from earmark.errors import ConfigError
 
 _worker_ready = False
+CONNECT_TIMEOUT_S = 5.0
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast when nothing listens at a ``HOST:PORT`` or ``ray://HOST:PORT`` address.
+
+    ``ray.init`` retries an unreachable head for minutes before it gives up; one TCP connection
+    with a short timeout tells a typo or a stopped cluster at once. ``local`` and ``auto`` are not
+    checked (``auto`` finds the address itself).
+    """
+    import socket
+
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if address in ("local", "auto") or not sep or not host or not port.isdigit():
+        return  # not HOST:PORT: ray.init says what is wrong with it
+    host = host.strip("[]")  # [::1]:6379
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        if isinstance(exc, TimeoutError):
+            reason = f"no answer within {CONNECT_TIMEOUT_S:g} s"
+        else:
+            reason = (exc.strerror or type(exc).__name__).lower()
+        raise ConfigError(f"--ray {address}: cannot reach a Ray cluster at {host}:{port} ({reason}); start its "
+                          f"head there with `ray start --head`, or check the address") from None
 
 
 def _run_job(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
@@ -81,6 +107,7 @@ class RayExecutor(Executor):
             options: dict[str, Any] = {"logging_level": logging.WARNING}
             if self.address == "local":
                 options.update(num_cpus=num_cpus, include_dashboard=False)
+            _check_reachable(self.address)
             try:
                 ray.init(address=self.address, **options)
             except Exception as exc:  # ConnectionError, RuntimeError, ValueError... by version and address
