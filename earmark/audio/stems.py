@@ -43,6 +43,7 @@ import numpy as np
 from earmark.audio.separate import SEPARATORS, STEMS, check_separation, separate
 from earmark.checks import is_int
 from earmark.errors import ConfigError, DataError, EarmarkError
+from earmark.fsutil import atomic_path, remove_stale_temporaries
 
 __all__ = ["RECORD", "SeparateReport", "output_names", "read_record", "separate_file", "separate_files"]
 
@@ -130,8 +131,6 @@ def _output_paths(out_dir: str | os.PathLike, name: str) -> tuple[str, str]:
 
 def _write_wav(path: str, y: np.ndarray, sr: int, subtype: str) -> None:
     import soundfile as sf
-
-    from earmark.fsutil import atomic_path
 
     if subtype != "FLOAT":
         y = np.clip(y, -1.0, 1.0)  # integer PCM would wrap around
@@ -321,6 +320,7 @@ def separate_files(
     pairs = output_names(inputs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)  # stems a killed run was writing
     report = SeparateReport(n_files=len(pairs))
     key = _settings_key(settings, sr, subtype)
     done = {} if overwrite else read_record(out_dir)

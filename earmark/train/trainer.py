@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset, WeightedRandomSampler
 
 from earmark.errors import ConfigError, DataError
+from earmark.fsutil import remove_stale_temporaries
 from earmark.train.inference import check_targets, dataset_labels, resolve_device, split_batch
 from earmark.train.options import KEY, TrainerOptions
 from earmark.train.checkpoint import History, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
@@ -164,6 +165,7 @@ class Trainer:
             raise DataError("val_set: is empty")
         device = self.device_ = resolve_device(opts.device, key=f"{KEY}.device")
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.out_dir)  # a checkpoint a killed run was writing
         model.to(device)
         torch.manual_seed(opts.seed)
         np.random.seed(opts.seed)
