@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from earmark.errors import ConfigError, DataError
 from earmark.train import SearchResult, grid_search, make_cv
+from earmark.train.search import multiclass_roc_auc
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -208,7 +210,7 @@ def test_offline_copies_train_beside_their_original_and_are_never_scored():
         grid_search("logreg", X_all, y_all, folds=4, copy_source=source + 40)
 
 
-@pytest.mark.parametrize("scoring", ["neg_log_loss", "top_k_accuracy"])
+@pytest.mark.parametrize("scoring", ["neg_log_loss", "top_k_accuracy", "roc_auc_ovr", "roc_auc_ovo_weighted"])
 def test_probability_scorers_work_when_a_grouped_fold_lacks_a_class(scoring):
     """One singer per class: holding a singer out leaves their class out of that fold, which
     scikit-learn's own log-loss and top-k scorers refuse (every fold scored NaN)."""
@@ -224,4 +226,54 @@ def test_probability_scorers_work_when_a_grouped_fold_lacks_a_class(scoring):
     assert np.isfinite(scores).all()
     if scoring == "neg_log_loss":
         assert (scores < 0).all() and res.best_params["C"] == 1.0  # C=0.001 gives near-uniform probabilities
+    if scoring.startswith("roc_auc"):
+        assert ((scores > 0.5) & (scores <= 1.0)).all()
     assert res.scoring == scoring
+
+
+@pytest.mark.filterwarnings("ignore:Only one class is present")  # scikit-learn's own, on the reference call
+@pytest.mark.parametrize("multi_class", ["ovr", "ovo"])
+@pytest.mark.parametrize("average", ["macro", "weighted"])
+def test_multiclass_roc_auc_is_scikit_learns_over_the_classes_present(multi_class, average):
+    rng = np.random.default_rng(1)
+    labels = ["a", "b", "c", "d"]
+    y = rng.choice(labels, size=80)
+    P = rng.dirichlet(np.ones(4), size=80) + 0.6 * (y[:, None] == np.array(labels))  # informative, not perfect
+    P /= P.sum(axis=1, keepdims=True)
+    ours = multiclass_roc_auc(y, P, labels=labels, multi_class=multi_class, average=average)
+    assert ours == pytest.approx(roc_auc_score(y, P, labels=labels, multi_class=multi_class, average=average))
+    keep = y != "d"  # a fold without 'd'
+    ours = multiclass_roc_auc(y[keep], P[keep], labels=labels, multi_class=multi_class, average=average)
+    if (multi_class, average) == ("ovr", "macro"):  # scikit-learn: NaN (class d's AUC is undefined)
+        with pytest.warns(UserWarning, match="Only one class"):
+            assert np.isnan(roc_auc_score(y[keep], P[keep], labels=labels, multi_class="ovr"))
+        assert ours == pytest.approx(np.mean([roc_auc_score(y[keep] == c, P[keep][:, i]) for i, c in enumerate("abc")]))
+    else:  # scikit-learn leaves the absent class out by itself here
+        assert ours == pytest.approx(roc_auc_score(y[keep], P[keep], labels=labels, multi_class=multi_class,
+                                                   average=average))
+    assert np.isnan(multiclass_roc_auc(y[y == "a"], P[y == "a"], labels=labels))  # one class: undefined
+    with pytest.raises(ValueError, match="one column per label"):
+        multiclass_roc_auc(y, P[:, :3], labels=labels)
+
+
+def test_a_class_missing_from_the_training_folds_gets_probability_zero():
+    """One singer in class c: the fold that tests them was trained without c; log loss and AUC still
+    score it (badly), where scikit-learn's scorers fail on the column count."""
+    rng = np.random.default_rng(0)
+    y = np.array(["a"] * 12 + ["b"] * 12 + ["c"] * 6)
+    X = rng.standard_normal((30, 4)) + (y[:, None] == "a") - (y[:, None] == "c")
+    groups = np.where(y == "c", "c", np.char.add(y, (np.arange(30) % 3).astype(str)))
+    for scoring in ("neg_log_loss", "roc_auc_ovr"):
+        res = grid_search("logreg", X, y, groups=groups, folds=3, scoring=scoring, grids={"logreg": {"C": [0.1, 1.0]}})
+        assert np.isfinite(res.cv_results["mean_test_score"]).all(), scoring
+
+
+def test_a_score_undefined_on_every_combination_says_why():
+    rng = np.random.default_rng(0)
+    y = np.repeat(["a", "b", "c"], 10)
+    X = rng.standard_normal((30, 4))
+    groups = np.repeat(["a", "b", "c"], 10)  # each fold tests one class: AUC undefined everywhere
+    with pytest.raises(DataError, match=r"fitted and scored \(roc_auc_ovr\).*undefined on some fold.*one class"):
+        grid_search("logreg", X, y, groups=groups, folds=3, scoring="roc_auc_ovr")
+    with pytest.raises(DataError, match=r"scikit-learn said:\nValueError: multi_class must be in"):
+        grid_search("logreg", X, y, folds=3, scoring="roc_auc")  # a binary scorer on three classes

@@ -18,7 +18,7 @@ import warnings
 import difflib
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -176,13 +176,69 @@ def _check_scoring(scoring: Any, key: str) -> Any:
     return scoring
 
 
+_ROC_AUC = {"roc_auc_ovr": ("ovr", "macro"), "roc_auc_ovr_weighted": ("ovr", "weighted"),
+            "roc_auc_ovo": ("ovo", "macro"), "roc_auc_ovo_weighted": ("ovo", "weighted")}
+
+
+def multiclass_roc_auc(y_true: Any, y_score: Any, *, labels: Sequence[Any], multi_class: str = "ovr",
+                       average: str = "macro") -> float:
+    """``roc_auc_score(y_true, y_score, multi_class=, average=, labels=)`` over the classes present.
+
+    One-vs-rest averages the AUC of each class present in ``y_true``, one-vs-one that of each pair of
+    present classes (Hand & Till), ``weighted`` by their prevalence: scikit-learn's values (1.9), except
+    that where a class of ``labels`` (the columns of ``y_score``) is absent -- a grouped fold without
+    it -- the one-vs-rest macro average is that of the present classes instead of NaN. NaN when fewer
+    than two classes are present.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y_true, y_score, labels = np.asarray(y_true), np.asarray(y_score, dtype=float), list(labels)
+    if y_score.ndim != 2 or y_score.shape[1] != len(labels):
+        raise ValueError(f"y_score: expected one column per label ({len(labels)}), got shape {y_score.shape}")
+    present = [i for i, c in enumerate(labels) if np.any(y_true == c)]
+    if len(present) < 2:
+        return float("nan")
+    scores, weights = [], []
+    if multi_class == "ovr":
+        for i in present:
+            positive = y_true == labels[i]
+            scores.append(roc_auc_score(positive, y_score[:, i]))
+            weights.append(positive.mean())
+    else:
+        for k, i in enumerate(present):
+            for j in present[k + 1:]:
+                mask = (y_true == labels[i]) | (y_true == labels[j])
+                first = y_true[mask] == labels[i]
+                scores.append((roc_auc_score(first, y_score[mask, i]) + roc_auc_score(~first, y_score[mask, j])) / 2)
+                weights.append(mask.mean())
+    return float(np.average(scores, weights=weights if average == "weighted" else None))
+
+
+class _ProbaScorer:
+    """``scorer(estimator, X, y)``: ``sign * metric(y, P, labels=labels, **kw)`` where ``P`` is
+    ``estimator.predict_proba(X)`` with one column per label, placed by ``estimator.classes_`` (a model
+    fitted on folds without a class gives that class probability 0)."""
+
+    def __init__(self, metric: Callable[..., float], labels: list[Any], sign: float = 1.0, **kw: Any):
+        self.metric, self.labels, self.sign, self.kw = metric, labels, sign, kw
+
+    def __call__(self, estimator: Any, X: Any, y: Any) -> float:
+        proba = np.asarray(estimator.predict_proba(X))
+        full = np.zeros((proba.shape[0], len(self.labels)), dtype=np.result_type(proba.dtype, np.float32))
+        full[:, [self.labels.index(c) for c in estimator.classes_]] = proba
+        return self.sign * float(self.metric(y, full, labels=self.labels, **self.kw))
+
+
 def scorer_for(scoring: Any, classes: np.ndarray) -> Any:
-    """The scorer GridSearchCV uses: ``scoring``, except that the probability scorers whose metric
-    needs every class named get them (``labels=``).
+    """The scorer GridSearchCV uses: ``scoring``, except for the probability scorers that need every
+    class in each fold.
 
     A fold of a grouped split may lack a class (all of one singer's clips are held out together);
-    scikit-learn's own ``neg_log_loss`` and ``top_k_accuracy`` scorers then fail on that fold, and
-    with ``error_score=nan`` every combination would be scored NaN.
+    scikit-learn's own ``neg_log_loss``, ``top_k_accuracy`` and multiclass ``roc_auc_*`` scorers then
+    fail on that fold, and with ``error_score=nan`` every combination would be scored NaN. They get
+    every class named (``labels=``), ``neg_log_loss`` and ``roc_auc_*`` with one probability column
+    per class even when the training folds lacked one (probability 0), and ``roc_auc_ovr``/``_ovo``
+    (and ``_weighted``) are averaged over the classes the test fold holds (:func:`multiclass_roc_auc`).
     """
     if not isinstance(scoring, str):
         return scoring
@@ -190,9 +246,12 @@ def scorer_for(scoring: Any, classes: np.ndarray) -> Any:
 
     labels = list(classes)
     if scoring == "neg_log_loss":
-        return make_scorer(log_loss, greater_is_better=False, response_method="predict_proba", labels=labels)
+        return _ProbaScorer(log_loss, labels, sign=-1.0)
     if scoring == "top_k_accuracy":
         return make_scorer(top_k_accuracy_score, response_method=("decision_function", "predict_proba"), labels=labels)
+    if scoring in _ROC_AUC and len(labels) > 2:
+        multi_class, average = _ROC_AUC[scoring]
+        return _ProbaScorer(multiclass_roc_auc, labels, multi_class=multi_class, average=average)
     return scoring
 
 
@@ -401,13 +460,19 @@ def grid_search(
                           return_train_score=False, error_score=np.nan)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FitFailedWarning)
+        warnings.filterwarnings("always", message="Scoring failed", category=UserWarning)
         search.fit(X, y_arr)
     messages = [str(w.message) for w in caught if issubclass(w.category, FitFailedWarning)]
+    messages += [str(w.message).strip().splitlines()[-1] for w in caught  # the error, not its traceback
+                 if str(w.message).startswith("Scoring failed")]
     fold_scores = np.array([search.cv_results_[f"split{i}_test_score"] for i in range(len(splits))])
     n_failed = int(np.isnan(fold_scores).sum())
     if not np.isfinite(search.cv_results_["mean_test_score"]).any():
-        raise DataError("grid search: no parameter combination could be fitted on these folds"
-                        + (f"; scikit-learn said:\n{messages[0]}" if messages else ""))
+        why = (f"; scikit-learn said:\n{messages[0]}" if messages else
+               f"; {scoring} is undefined on some fold of every combination (e.g. a test fold holding one class: "
+               "grouped folds keep each group's clips together)")
+        raise DataError(f"grid search: no parameter combination could be fitted and scored ({scoring}) on these "
+                        f"folds{why}")
 
     def readable(combo: Mapping[str, Any]) -> dict[str, Any]:
         name = model_name.get(id(combo["model"]), type(combo["model"]).__name__)
