@@ -70,6 +70,13 @@ def main() -> None:
                          "(equal or energy; the recipe: 0.6:5:energy; Resemblyzer: 1.6:1.3:equal)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    partials = []
+    for spec in args.partials:
+        parts = spec.split(":")
+        try:
+            partials.append((float(parts[0]), float(parts[1]), (parts[2:] or ["equal"])[0]))
+        except (IndexError, ValueError):
+            ap.error(f"--partials: expected SECONDS:RATE[:WEIGHTING], e.g. 0.6:5:energy, got {spec!r}")
     args.work.mkdir(parents=True, exist_ok=True)
     make, test_split, _ = TASKS["vocal"]
     manifest = make(args.bench, args.work)
@@ -83,9 +90,7 @@ def main() -> None:
                      json.loads((net / "metrics.json").read_text()), seconds))
     print(json.dumps(rows[-1]), flush=True)
 
-    for spec in args.partials:
-        partial, rate, weighting = [*spec.split(":"), "equal"][:3]
-        partial, rate = float(partial), float(rate)
+    for spec, (partial, rate, weighting) in zip(args.partials, partials):
         ge2e, seconds = _trained({"data": {"manifest": str(manifest), "test_split": test_split},
                                   "audio": {"separate": {"method": "repet"}},
                                   "features": {"name": "embedding:ge2e", "store": str(store),
