@@ -106,7 +106,7 @@ class Backbone(nn.Module):
             zero-padded at the end (with a ``UserWarning`` naming both lengths).
         **options
             The backbone's own embedding options, passed to :meth:`_embed` (``ge2e``: ``partial``,
-            ``rate``); the others take none.
+            ``rate``, ``weighting``); the others take none.
 
         Returns
         -------
