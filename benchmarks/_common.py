@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -84,3 +85,12 @@ TASKS = {
 }
 
 
+def ge2e_partials(spec: str) -> tuple[float, float, str]:
+    """``--partials`` values (argparse ``type``): ``SECONDS:RATE[:WEIGHTING]`` -> (partial, rate, weighting)."""
+    parts = spec.split(":")
+    try:
+        if len(parts) > 3:
+            raise ValueError(spec)
+        return float(parts[0]), float(parts[1]), (parts[2:] or ["equal"])[0]
+    except (IndexError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected SECONDS:RATE[:WEIGHTING], e.g. 0.6:5:energy, got {spec!r}") from None

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from _common import TASKS  # noqa: E402
+from _common import TASKS, ge2e_partials  # noqa: E402
 from deep import network_config  # noqa: E402
 from earmark.config import validate_config  # noqa: E402
 from earmark.evaluate.evaluate import evaluate  # noqa: E402
@@ -65,18 +65,12 @@ def main() -> None:
                     help="also report the fusion with these weights")
     ap.add_argument("--scoring", default="neg_log_loss",
                     help="what picks the logistic regression's C in the grouped cross-validation (as the recipe)")
-    ap.add_argument("--partials", nargs="+", default=["0.6:5:energy"], metavar="SECONDS:RATE[:WEIGHTING]",
+    ap.add_argument("--partials", nargs="+", type=ge2e_partials, default=[(0.6, 5.0, "energy")],
+                    metavar="SECONDS:RATE[:WEIGHTING]",
                     help="ge2e partials, each a run: length in seconds, partials per second and how they are averaged "
                          "(equal or energy; the recipe: 0.6:5:energy; Resemblyzer: 1.6:1.3:equal)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    partials = []
-    for spec in args.partials:
-        parts = spec.split(":")
-        try:
-            partials.append((float(parts[0]), float(parts[1]), (parts[2:] or ["equal"])[0]))
-        except (IndexError, ValueError):
-            ap.error(f"--partials: expected SECONDS:RATE[:WEIGHTING], e.g. 0.6:5:energy, got {spec!r}")
     args.work.mkdir(parents=True, exist_ok=True)
     make, test_split, _ = TASKS["vocal"]
     manifest = make(args.bench, args.work)
@@ -90,7 +84,8 @@ def main() -> None:
                      json.loads((net / "metrics.json").read_text()), seconds))
     print(json.dumps(rows[-1]), flush=True)
 
-    for spec, (partial, rate, weighting) in zip(args.partials, partials):
+    for partial, rate, weighting in args.partials:
+        spec = f"{partial:g}:{rate:g}:{weighting}"
         ge2e, seconds = _trained({"data": {"manifest": str(manifest), "test_split": test_split},
                                   "audio": {"separate": {"method": "repet"}},
                                   "features": {"name": "embedding:ge2e", "store": str(store),

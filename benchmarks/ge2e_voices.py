@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from _common import TASKS  # noqa: E402
+from _common import TASKS, ge2e_partials  # noqa: E402
 from earmark.config import validate_config  # noqa: E402
 from earmark.data import Manifest  # noqa: E402
 from earmark.train.experiment import clip_features  # noqa: E402
@@ -70,22 +70,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bench", type=Path, default=Path("/work/bench-data"))
     ap.add_argument("--work", type=Path, default=Path("/tmp/earmark-bench/fusion-fresh"))
-    ap.add_argument("--partials", nargs="+", default=["1.6:1.3:equal", "0.6:5:energy"], metavar="SECONDS:RATE[:WEIGHTING]")
+    ap.add_argument("--partials", nargs="+", type=ge2e_partials, default=[(1.6, 1.3, "equal"), (0.6, 5.0, "energy")],
+                    metavar="SECONDS:RATE[:WEIGHTING]")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    partials = []
-    for spec in args.partials:
-        parts = spec.split(":")
-        try:
-            partials.append((spec, float(parts[0]), float(parts[1]), (parts[2:] or ["equal"])[0]))
-        except (IndexError, ValueError):
-            ap.error(f"--partials: expected SECONDS:RATE[:WEIGHTING], e.g. 0.6:5:energy, got {spec!r}")
     args.work.mkdir(parents=True, exist_ok=True)
     make, _, _ = TASKS["vocal"]
     manifest_path = make(args.bench, args.work)
     manifest = Manifest.read(manifest_path)
     rows = []
-    for spec, partial, rate, weighting in partials:
+    for partial, rate, weighting in args.partials:
+        spec = f"{partial:g}:{rate:g}:{weighting}"
         cfg = validate_config({"data": {"manifest": str(manifest_path)},
                                "audio": {"separate": {"method": "repet"}},
                                "features": {"name": "embedding:ge2e", "store": str(args.work / "features"),
