@@ -38,7 +38,7 @@ def test_registered_with_the_backbones_rates_and_sizes():
         backbone, cut, sr, dim = emb.EMBEDDING_FEATURES[name]
         assert (feat.backbone, feat.cut, feat.sr, feat.dim) == (backbone, cut, sr, dim)
         assert feat.sr == BACKBONES.get(backbone).sample_rate and cut in BACKBONES.get(backbone).cuts
-        assert feat.defaults == {"weights": backbone, **emb.EMBEDDING_OPTIONS.get(name, ({},))[0]}
+        assert feat.defaults == {"weights": backbone, **emb.EMBEDDING_OPTIONS.get(name, {})}
 
 
 def test_missing_default_weights_say_how_to_get_them(empty_cache):

@@ -61,6 +61,11 @@ EMBEDDING_FEATURES: dict[str, tuple[str, str, int, int]] = {
     "embedding:ge2e": ("ge2e", "embedding", 16000, 256),
 }
 
+# name -> the backbone's embedding options (``Backbone.embed(x, **options)``) and their defaults, which
+# are the backbone's own (checked in the tests); _OPTION_CHECKS raise ConfigError on bad values.
+EMBEDDING_OPTIONS: dict[str, dict[str, Any]] = {
+    "embedding:ge2e": {"partial": 1.6, "rate": 1.3, "weighting": "equal"},
+}
 
 
 def _check_ge2e(options: dict[str, Any]) -> None:
@@ -70,11 +75,7 @@ def _check_ge2e(options: dict[str, Any]) -> None:
     check_weighting(options["weighting"])
 
 
-# name -> the backbone's embedding options (``Backbone.embed(x, **options)``) with their defaults, and
-# their check (raises ConfigError); the defaults are the backbone's (checked in the tests).
-EMBEDDING_OPTIONS: dict[str, tuple[dict[str, Any], Callable[[dict[str, Any]], None]]] = {
-    "embedding:ge2e": ({"partial": 1.6, "rate": 1.3, "weighting": "equal"}, _check_ge2e),
-}
+_OPTION_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {"embedding:ge2e": _check_ge2e}
 
 
 def _weights_path(feature: str, backbone: str, weights: Any):
@@ -133,9 +134,9 @@ class EmbeddingFeature(Feature):
         if out["sr"] != self.sr:
             raise ConfigError(f"feature {self.name!r}: the backbone takes {self.sr} Hz audio; sr cannot be "
                               f"changed (got {out['sr']})")
-        if self.name in EMBEDDING_OPTIONS:
+        if self.name in _OPTION_CHECKS:
             try:
-                EMBEDDING_OPTIONS[self.name][1](out)
+                _OPTION_CHECKS[self.name](out)
             except ConfigError as exc:
                 raise ConfigError(f"feature {self.name!r}: {exc}") from None
         out["weights_id"] = _weights_id(_weights_path(self.name, self.backbone, out["weights"]))
@@ -182,7 +183,7 @@ def _make_feature(name: str, backbone: str, cut: str, sr: int, dim: int) -> Call
     weights_id : str, optional
         Identity of the weights file the parameters were resolved with; a different file is an error.
     **options
-        The backbone's embedding options ({", ".join(EMBEDDING_OPTIONS.get(name, ({},))[0]) or "none"}).
+        The backbone's embedding options ({", ".join(EMBEDDING_OPTIONS.get(name, {})) or "none"}).
 
     Returns
     -------
@@ -196,5 +197,5 @@ def _make_feature(name: str, backbone: str, cut: str, sr: int, dim: int) -> Call
 for _name, (_backbone_name, _cut, _sr, _dim) in EMBEDDING_FEATURES.items():
     FEATURES.register(_name, EmbeddingFeature(
         name=_name, fn=_make_feature(_name, _backbone_name, _cut, _sr, _dim), sr=_sr,
-        defaults={"weights": _backbone_name, **EMBEDDING_OPTIONS.get(_name, ({},))[0]}, min_samples=lambda params: 1,
+        defaults={"weights": _backbone_name, **EMBEDDING_OPTIONS.get(_name, {})}, min_samples=lambda params: 1,
         backbone=_backbone_name, cut=_cut, dim=_dim))
