@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score, top_k_accuracy_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from earmark.errors import ConfigError, DataError
 from earmark.train import SearchResult, grid_search, make_cv
-from earmark.train.search import multiclass_roc_auc
+from earmark.train.search import multiclass_roc_auc, scorer_for
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -263,9 +264,29 @@ def test_a_class_missing_from_the_training_folds_gets_probability_zero():
     y = np.array(["a"] * 12 + ["b"] * 12 + ["c"] * 6)
     X = rng.standard_normal((30, 4)) + (y[:, None] == "a") - (y[:, None] == "c")
     groups = np.where(y == "c", "c", np.char.add(y, (np.arange(30) % 3).astype(str)))
-    for scoring in ("neg_log_loss", "roc_auc_ovr"):
+    for scoring in ("neg_log_loss", "roc_auc_ovr", "top_k_accuracy"):
         res = grid_search("logreg", X, y, groups=groups, folds=3, scoring=scoring, grids={"logreg": {"C": [0.1, 1.0]}})
         assert np.isfinite(res.cv_results["mean_test_score"]).all(), scoring
+    res = grid_search("svm_rbf", X, y, groups=groups, folds=3, scoring="top_k_accuracy", grids={"svm_rbf": {"C": [0.1, 1.0]}})
+    assert np.isfinite(res.cv_results["mean_test_score"]).all()  # decision_function, one column short
+
+
+@pytest.mark.parametrize("trained_on", [("a", "b", "c"), ("a", "c")])
+def test_top_k_scorer_places_decision_scores_by_class(trained_on):
+    """A model trained without class b: b's column ranks last, so top-2 is right exactly where the
+    true class is among the model's two best of the classes it knows."""
+    rng = np.random.default_rng(3)
+    y = rng.choice(["a", "b", "c"], size=60)
+    X = rng.standard_normal((60, 3)) + 1.5 * (y[:, None] == np.array(["a", "b", "c"]))
+    keep = np.isin(y, trained_on)
+    model = LogisticRegression().fit(X[keep], y[keep])
+    scorer = scorer_for("top_k_accuracy", np.array(["a", "b", "c"]))
+    if len(trained_on) == 3:  # scikit-learn's own where it applies
+        expected = top_k_accuracy_score(y, model.decision_function(X), k=2, labels=model.classes_)
+    else:  # top-2 of three is {a, c} for every clip
+        expected = np.mean(y != "b")
+    assert 0.5 < expected < 1.0
+    assert scorer(model, X, y) == pytest.approx(expected)
 
 
 def test_a_score_undefined_on_every_combination_says_why():

@@ -215,17 +215,26 @@ def multiclass_roc_auc(y_true: Any, y_score: Any, *, labels: Sequence[Any], mult
 
 
 class _ProbaScorer:
-    """``scorer(estimator, X, y)``: ``sign * metric(y, P, labels=labels, **kw)`` where ``P`` is
-    ``estimator.predict_proba(X)`` with one column per label, placed by ``estimator.classes_`` (a model
-    fitted on folds without a class gives that class probability 0)."""
+    """``scorer(estimator, X, y)``: ``sign * metric(y, S, labels=labels, **kw)`` where ``S`` is the
+    estimator's first available ``response`` method's output (``predict_proba`` unless told) with one
+    column per label, placed by ``estimator.classes_``: a model fitted on folds without a class gives
+    that class probability 0, or a decision score below every other score of the sample."""
 
-    def __init__(self, metric: Callable[..., float], labels: list[Any], sign: float = 1.0, **kw: Any):
-        self.metric, self.labels, self.sign, self.kw = metric, labels, sign, kw
+    def __init__(self, metric: Callable[..., float], labels: list[Any], sign: float = 1.0,
+                 response: tuple[str, ...] = ("predict_proba",), **kw: Any):
+        self.metric, self.labels, self.sign, self.response, self.kw = metric, labels, sign, response, kw
 
     def __call__(self, estimator: Any, X: Any, y: Any) -> float:
-        proba = np.asarray(estimator.predict_proba(X))
-        full = np.zeros((proba.shape[0], len(self.labels)), dtype=np.result_type(proba.dtype, np.float32))
-        full[:, [self.labels.index(c) for c in estimator.classes_]] = proba
+        method = next((m for m in self.response if hasattr(estimator, m)), self.response[-1])
+        scores = np.asarray(getattr(estimator, method)(X))
+        if scores.ndim == 1:  # a decision function of two classes: the score of classes_[1]
+            if len(self.labels) == 2:
+                return self.sign * float(self.metric(y, scores, labels=self.labels, **self.kw))
+            scores = np.column_stack([-scores, scores])  # trained on two of more classes
+        dtype = np.result_type(scores.dtype, np.float32)
+        fill = 0.0 if method == "predict_proba" else (scores.min(axis=1, keepdims=True) - 1.0 if scores.size else 0.0)
+        full = np.zeros((scores.shape[0], len(self.labels)), dtype=dtype) + fill
+        full[:, [self.labels.index(c) for c in estimator.classes_]] = scores
         return self.sign * float(self.metric(y, full, labels=self.labels, **self.kw))
 
 
@@ -236,19 +245,20 @@ def scorer_for(scoring: Any, classes: np.ndarray) -> Any:
     A fold of a grouped split may lack a class (all of one singer's clips are held out together);
     scikit-learn's own ``neg_log_loss``, ``top_k_accuracy`` and multiclass ``roc_auc_*`` scorers then
     fail on that fold, and with ``error_score=nan`` every combination would be scored NaN. They get
-    every class named (``labels=``), ``neg_log_loss`` and ``roc_auc_*`` with one probability column
-    per class even when the training folds lacked one (probability 0), and ``roc_auc_ovr``/``_ovo``
-    (and ``_weighted``) are averaged over the classes the test fold holds (:func:`multiclass_roc_auc`).
+    every class named (``labels=``) and one column per class even when the training folds lacked one
+    (probability 0; for ``top_k_accuracy`` on a decision function, a score below the sample's
+    others), and ``roc_auc_ovr``/``_ovo`` (and ``_weighted``) are averaged over the classes the test
+    fold holds (:func:`multiclass_roc_auc`).
     """
     if not isinstance(scoring, str):
         return scoring
-    from sklearn.metrics import log_loss, make_scorer, top_k_accuracy_score
+    from sklearn.metrics import log_loss, top_k_accuracy_score
 
     labels = list(classes)
     if scoring == "neg_log_loss":
         return _ProbaScorer(log_loss, labels, sign=-1.0)
     if scoring == "top_k_accuracy":
-        return make_scorer(top_k_accuracy_score, response_method=("decision_function", "predict_proba"), labels=labels)
+        return _ProbaScorer(top_k_accuracy_score, labels, response=("decision_function", "predict_proba"))
     if scoring in _ROC_AUC and len(labels) > 2:
         multi_class, average = _ROC_AUC[scoring]
         return _ProbaScorer(multiclass_roc_auc, labels, multi_class=multi_class, average=average)
