@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import socket
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from earmark.errors import DataError
 
 # A temporary file's name says which process wrote it: ``.NAME.HOST-PID.RANDOM.tmp``.
 _TMP_NAME = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9-]+)-(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp$")
@@ -76,3 +79,24 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
             tmp.unlink()
             removed.append(tmp)
     return removed
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, busy: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created) for the ``with`` block, or fail at once.
+
+    For a process that must be the only writer of a folder. Raises :class:`~earmark.errors.DataError`
+    with the message ``busy`` when another holder has it (another process, or another ``with`` of
+    this one). The lock goes with the process: a killed holder leaves nothing to clean up.
+    """
+    fh = open(path, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise DataError(busy) from None
+    try:
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()

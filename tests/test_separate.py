@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from earmark.errors import ConfigError, DataError
 from earmark.features import fbank
 from earmark.features.extract import extract
 from earmark.features.store import FeatureStore
+from earmark.fsutil import exclusive_lock
 from earmark.predict import clip_proba
 from earmark.run import Run
 from earmark.train.experiment import train
@@ -315,6 +317,9 @@ def test_a_changed_source_is_separated_again_and_only_it(tmp_path):
     # the last line per name wins: the next run skips all three
     assert separate_files([tmp_path / "in"], tmp_path / "out", jobs=1).n_skipped == 3
     assert _wavs(tmp_path / "out") == after
+    lines = _record(tmp_path / "out")  # that run dropped the superseded line: one line per name
+    assert [line["name"] for line in lines] == ["c00", "c01", "sub/c02"]
+    assert lines[1]["mtime_ns"] == sources[1].stat().st_mtime_ns  # the newer one
 
 
 def test_other_settings_separate_everything_again(tmp_path):
@@ -362,8 +367,13 @@ def test_a_torn_last_line_of_the_record_is_ignored(tmp_path):
     report = separate_files([tmp_path / "in"], out, jobs=1)
     assert report.ok and _names(report.outputs) == {Path(torn_name).name} and report.n_skipped == 2
     lines = record.read_bytes().splitlines()
-    assert len(lines) == 4 and json.loads(lines[-1])["name"] == torn_name  # on a line of its own
-    assert separate_files([tmp_path / "in"], out, jobs=1).n_skipped == 3  # the torn line in the middle: ignored
+    assert len(lines) == 3 and json.loads(lines[-1])["name"] == torn_name  # the torn line dropped, its file redone
+    assert separate_files([tmp_path / "in"], out, jobs=1).n_skipped == 3
+    # a line torn in the middle (an older format of the same kill) is ignored too
+    record.write_bytes(data[:-40] + b"\n" + record.read_bytes())
+    assert separate_files([tmp_path / "in"], out, jobs=1).n_skipped == 3
+    assert sorted(line["name"] for line in _record(out)) == ["c00", "c01", "sub/c02"]
+    assert len(record.read_bytes().splitlines()) == 3
 
 
 def test_overwrite_separates_everything_again(tmp_path):
@@ -438,6 +448,32 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path):
         ours, _ = sf.read(out / name, dtype="int32")
         theirs, _ = sf.read(tmp_path / "unbroken" / name, dtype="int32")
         assert np.abs((ours >> 16) - (theirs >> 16)).max() <= 1, name
+
+
+def test_one_run_at_a_time_writes_a_folder(tmp_path):
+    _clips(tmp_path / "in", 2)
+    hold = tmp_path / "hold.wav"
+    os.mkfifo(hold)  # the first run blocks reading it, holding the folder, until the test closes it
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "earmark", "separate", str(hold), "--out", str(out), "-j", "1", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        with open(hold, "wb"):  # returns once the first run has opened it: it holds the lock by then
+            busy = rf"{re.escape(str(out))}: another earmark separate is writing this folder"
+            with pytest.raises(DataError, match=busy):
+                separate_files([tmp_path / "in"], out, jobs=1)
+            assert _wavs(out) == {}  # the refused run wrote nothing
+        printed, _ = proc.communicate(timeout=60)  # the empty FIFO is a bad file: reported, exit 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1 and b"hold.wav" in printed
+    report = separate_files([tmp_path / "in"], out, jobs=1)  # released with the first run
+    assert report.ok and len(report.outputs) == 2
+    with exclusive_lock(out / ".separate.lock", "held here"):  # released by this one; refused in-process too
+        with pytest.raises(DataError, match=busy):
+            separate_files([tmp_path / "in"], out, jobs=1)
 
 
 # --------------------------------------------------------------------------- the feature pipeline

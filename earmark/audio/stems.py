@@ -27,6 +27,11 @@ input -- new, changed, other settings, an output deleted or rewritten (say by a 
 settings killed between its two WAVs) -- is separated and gets a new line: the last line per NAME
 wins. A line that does not parse (one torn by a kill) is ignored. Failed files get no line, so a
 rerun retries them; ``overwrite=True`` ignores the record (and still appends to it).
+
+One run at a time writes a folder: a run holds ``OUT/.separate.lock`` (an ``flock``, released by the
+system if the run is killed), and a second run into the same folder stops at once with an error. At
+its start a run rewrites the record with only the last line per name when earlier lines were
+superseded or torn, so that it does not grow run after run.
 """
 
 from __future__ import annotations
@@ -43,11 +48,12 @@ import numpy as np
 from earmark.audio.separate import SEPARATORS, STEMS, check_separation, separate
 from earmark.checks import is_int
 from earmark.errors import ConfigError, DataError, EarmarkError
-from earmark.fsutil import atomic_path, remove_stale_temporaries
+from earmark.fsutil import atomic_path, exclusive_lock, remove_stale_temporaries
 
 __all__ = ["RECORD", "SeparateReport", "output_names", "read_record", "separate_file", "separate_files"]
 
 RECORD = "separated.jsonl"
+LOCK = ".separate.lock"  # held by the run writing the folder
 
 
 @dataclass
@@ -173,18 +179,36 @@ def read_record(out_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
 
     Lines that are not a JSON object with a ``name`` (a last line torn by a kill) are ignored.
     """
+    return _read_record(Path(out_dir) / RECORD)[0]
+
+
+def _read_record(path: Path) -> tuple[dict[str, dict[str, Any]], int]:
+    """``(last well-formed entry per name, number of lines)``."""
     try:
-        data = (Path(out_dir) / RECORD).read_bytes()
+        lines = path.read_bytes().splitlines()
     except FileNotFoundError:
-        return {}
+        return {}, 0
     entries: dict[str, dict[str, Any]] = {}
-    for line in data.splitlines():
+    for line in lines:
         try:
             entry = json.loads(line)
         except ValueError:
             continue
         if isinstance(entry, dict) and isinstance(entry.get("name"), str):
             entries[entry["name"]] = entry
+    return entries, len(lines)
+
+
+def _compact_record(path: Path) -> dict[str, dict[str, Any]]:
+    """Rewrite the record (atomically) with one line per name when lines were superseded or torn;
+    returns its entries. Only under the folder's lock: another run's appends would be lost."""
+    entries, n_lines = _read_record(path)
+    if n_lines > len(entries):
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                fh.write(b"".join((json.dumps(e) + "\n").encode() for e in entries.values()))
+                fh.flush()
+                os.fsync(fh.fileno())
     return entries
 
 
@@ -306,10 +330,9 @@ def separate_files(
     ConfigError
         Bad method, parameters, ``sr`` or ``subtype``, a backend that is not installed, or two inputs
         with the same output name -- all before any file is read.
+    DataError
+        Another run is separating into ``out_dir`` (it holds ``OUT/.separate.lock``).
     """
-    from earmark.features.extract import progress_bar
-    from earmark.parallel import as_finished, make_executor
-
     t0 = time.perf_counter()
     settings = check_separation({"method": method, "params": params or {}}, key="separate")
     if sr is not None and not (is_int(sr) and sr > 0):
@@ -320,10 +343,24 @@ def separate_files(
     pairs = output_names(inputs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(out_dir / LOCK, f"{out_dir}: another earmark separate is writing "
+                        "this folder; wait for it to finish"):
+        return _separate_files(pairs, out_dir, settings, sr, subtype, jobs, executor, progress, overwrite, t0)
+
+
+def _separate_files(pairs: list[tuple[str, str]], out_dir: Path, settings: dict[str, Any], sr: int | None,
+                    subtype: str, jobs: int | None, executor: Any, progress: bool, overwrite: bool,
+                    t0: float) -> SeparateReport:
+    """:func:`separate_files` once the folder's lock is held."""
+    from earmark.features.extract import progress_bar
+    from earmark.parallel import as_finished, make_executor
+
     remove_stale_temporaries(out_dir)  # stems a killed run was writing
     report = SeparateReport(n_files=len(pairs))
     key = _settings_key(settings, sr, subtype)
-    done = {} if overwrite else read_record(out_dir)
+    done = _compact_record(out_dir / RECORD)  # superseded lines go: the record does not grow run after run
+    if overwrite:
+        done = {}
     todo = []  # (path, name, source stat when planned: a file changed after this is redone next run)
     for path, name in pairs:
         source = _source_stat(path)
@@ -350,7 +387,7 @@ def separate_files(
     jobs_ = (((path, name, source), separate_file, (path, name, str(out_dir), settings, sr, subtype))
              for path, name, source in todo)
     try:
-        with progress_bar(progress, len(todo), f"separate ({method})", unit="files") as advance:
+        with progress_bar(progress, len(todo), f"separate ({settings['method']})", unit="files") as advance:
             for (path, name, source), future in as_finished(executor, jobs_):  # recorded as each finishes
                 finish(future.result(), path, name, source)
                 advance(1)

@@ -34,7 +34,8 @@ def separate_command(
     modification time, and the method, parameters, --sr and --float32), so a rerun -- after a kill,
     say -- skips the files already separated with the same source and settings whose two WAVs are
     still there unchanged, and separates the rest: new or changed files, other settings, deleted outputs, and
-    the files that failed. --overwrite separates everything again.
+    the files that failed. --overwrite separates everything again. One run at a time writes OUT:
+    a second one into the same folder stops at once (exit 1).
     """
     from rich.console import Console
 
