@@ -333,6 +333,9 @@ def separate_files(
     DataError
         Another run is separating into ``out_dir`` (it holds ``OUT/.separate.lock``).
     """
+    from earmark.features.extract import progress_bar
+    from earmark.parallel import as_finished, make_executor
+
     t0 = time.perf_counter()
     settings = check_separation({"method": method, "params": params or {}}, key="separate")
     if sr is not None and not (is_int(sr) and sr > 0):
@@ -345,58 +348,48 @@ def separate_files(
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(out_dir / LOCK, f"{out_dir}: another earmark separate is writing "
                         "this folder; wait for it to finish"):
-        return _separate_files(pairs, out_dir, settings, sr, subtype, jobs, executor, progress, overwrite, t0)
+        remove_stale_temporaries(out_dir)  # stems a killed run was writing
+        report = SeparateReport(n_files=len(pairs))
+        key = _settings_key(settings, sr, subtype)
+        done = _compact_record(out_dir / RECORD)  # superseded lines go: the record does not grow run after run
+        if overwrite:
+            done = {}
+        todo = []  # (path, name, source stat when planned: a file changed after this is redone next run)
+        for path, name in pairs:
+            source = _source_stat(path)
+            if _is_done(done.get(name), source, key, _output_paths(out_dir, name)):
+                report.skipped.append((path, *_output_paths(out_dir, name)))
+            else:
+                todo.append((path, name, source))
 
+        record = _RecordWriter(out_dir / RECORD)
 
-def _separate_files(pairs: list[tuple[str, str]], out_dir: Path, settings: dict[str, Any], sr: int | None,
-                    subtype: str, jobs: int | None, executor: Any, progress: bool, overwrite: bool,
-                    t0: float) -> SeparateReport:
-    """:func:`separate_files` once the folder's lock is held."""
-    from earmark.features.extract import progress_bar
-    from earmark.parallel import as_finished, make_executor
+        def finish(result: Any, path: str, name: str, source: tuple[str, int, int] | None) -> None:
+            if isinstance(result, str):
+                report.failures.append((path, result))
+                return
+            report.audio_seconds += result[0]
+            report.outputs.append((path, result[1], result[2]))
+            stats = _output_stats(result[1:])
+            if source is not None and stats is not None:
+                record.append({"name": name, "source": source[0], "size": source[1], "mtime_ns": source[2],
+                               "settings": key, "outputs": stats})
 
-    remove_stale_temporaries(out_dir)  # stems a killed run was writing
-    report = SeparateReport(n_files=len(pairs))
-    key = _settings_key(settings, sr, subtype)
-    done = _compact_record(out_dir / RECORD)  # superseded lines go: the record does not grow run after run
-    if overwrite:
-        done = {}
-    todo = []  # (path, name, source stat when planned: a file changed after this is redone next run)
-    for path, name in pairs:
-        source = _source_stat(path)
-        if _is_done(done.get(name), source, key, _output_paths(out_dir, name)):
-            report.skipped.append((path, *_output_paths(out_dir, name)))
-        else:
-            todo.append((path, name, source))
-
-    record = _RecordWriter(out_dir / RECORD)
-
-    def finish(result: Any, path: str, name: str, source: tuple[str, int, int] | None) -> None:
-        if isinstance(result, str):
-            report.failures.append((path, result))
-            return
-        report.audio_seconds += result[0]
-        report.outputs.append((path, result[1], result[2]))
-        stats = _output_stats(result[1:])
-        if source is not None and stats is not None:
-            record.append({"name": name, "source": source[0], "size": source[1], "mtime_ns": source[2],
-                           "settings": key, "outputs": stats})
-
-    own = executor is None
-    executor = executor or make_executor(jobs)
-    jobs_ = (((path, name, source), separate_file, (path, name, str(out_dir), settings, sr, subtype))
-             for path, name, source in todo)
-    try:
-        with progress_bar(progress, len(todo), f"separate ({settings['method']})", unit="files") as advance:
-            for (path, name, source), future in as_finished(executor, jobs_):  # recorded as each finishes
-                finish(future.result(), path, name, source)
-                advance(1)
-    finally:
-        record.close()
-        if own:
-            executor.shutdown(wait=True, cancel_futures=True)
-    order = {p: i for i, (p, _) in enumerate(pairs)}
-    for items in (report.outputs, report.failures, report.skipped):
-        items.sort(key=lambda o: order[o[0]])
-    report.seconds = time.perf_counter() - t0
-    return report
+        own = executor is None
+        executor = executor or make_executor(jobs)
+        jobs_ = (((path, name, source), separate_file, (path, name, str(out_dir), settings, sr, subtype))
+                 for path, name, source in todo)
+        try:
+            with progress_bar(progress, len(todo), f"separate ({method})", unit="files") as advance:
+                for (path, name, source), future in as_finished(executor, jobs_):  # recorded as each finishes
+                    finish(future.result(), path, name, source)
+                    advance(1)
+        finally:
+            record.close()
+            if own:
+                executor.shutdown(wait=True, cancel_futures=True)
+        order = {p: i for i, (p, _) in enumerate(pairs)}
+        for items in (report.outputs, report.failures, report.skipped):
+            items.sort(key=lambda o: order[o[0]])
+        report.seconds = time.perf_counter() - t0
+        return report
