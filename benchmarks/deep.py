@@ -10,6 +10,9 @@ frames with SpecAugment in training. Usage::
     .venv/bin/python benchmarks/deep.py --models cnn_small resnet_compact resnet34 --members 5   # GPU
     .venv/bin/python benchmarks/deep.py --tasks vocal --models resnet_compact --separate --copies 4 --epochs 8
 
+``--mels N`` sets the fbank's number of bands (the study's 40 by default); ``--no-normalize`` leaves
+out its per-band mean normalisation.
+
 ``--copies N`` adds N offline copies of every training clip (``train.copies``), each pitch-shifted by a
 uniform draw in [-``--pitch``, ``--pitch``] semitones with the formants kept.
 
@@ -90,11 +93,13 @@ def training_speed(run: Path, manifest: Path, cfg) -> dict:
 
 
 def network_config(task: str, manifest: Path, test_split: str, model: str, *, epochs: int, members: int = 1,
-                   separate: bool = False, copies: int = 0, pitch: float = 7.0, store: Path) -> dict:
+                   separate: bool = False, copies: int = 0, pitch: float = 7.0, mels: int = 40,
+                   normalize: bool = True, store: Path) -> dict:
     """The experiment config of one benchmark network (also used by ``fusion.py``)."""
+    fbank = {"normalize": normalize} | ({"n_mels": mels} if mels != 40 else {})
     return {"data": {"manifest": str(manifest), "test_split": test_split},
             "audio": {"separate": {"method": "repet"} if separate else None},
-            "features": {"name": "fbank", "params": {"normalize": True}, "frames": FRAMES[task], "store": str(store)},
+            "features": {"name": "fbank", "params": fbank, "frames": FRAMES[task], "store": str(store)},
             "model": {"name": model},
             "train": {"seed": 0, "epochs": epochs, "batch_size": 32, "optimizer": "adamw", "lr": 1e-3,
                       "weight_decay": 1e-4, "schedule": "cosine", "label_smoothing": 0.1,
@@ -118,6 +123,9 @@ def main() -> None:
     ap.add_argument("--copies", type=int, default=0, help="offline copies per training clip (train.copies.n)")
     ap.add_argument("--pitch", type=float, default=7.0,
                     help="copies: formant-keeping pitch shift drawn in [-PITCH, PITCH] semitones")
+    ap.add_argument("--mels", type=int, default=40, help="fbank bands (the study's 40)")
+    ap.add_argument("--no-normalize", dest="normalize", action="store_false",
+                    help="fbank without per-band mean normalisation (keeps each clip's spectral envelope)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -130,15 +138,17 @@ def main() -> None:
         manifest = make(args.bench, args.work)
         for model in args.models:
             raw = network_config(task, manifest, test_split, model, epochs=args.epochs, members=args.members,
-                                 separate=args.separate, copies=args.copies, pitch=args.pitch,
-                                 store=args.work / "features")
+                                 separate=args.separate, copies=args.copies, pitch=args.pitch, mels=args.mels,
+                                 normalize=args.normalize, store=args.work / "features")
             cfg = validate_config(raw)
             t0 = time.perf_counter()
-            suffix = ("-sep" if args.separate else "") + (f"-copies{args.copies}p{args.pitch:g}" if args.copies else "")
+            suffix = ("-sep" if args.separate else "") + (f"-copies{args.copies}p{args.pitch:g}" if args.copies else "") \
+                + (f"-mels{args.mels}" if args.mels != 40 else "") + ("" if args.normalize else "-nonorm")
             run = train(cfg, args.work / "runs" / f"{task}-{model}-x{args.members}{suffix}")
             seconds = time.perf_counter() - t0
             m = json.loads((run / "metrics.json").read_text())
             rows.append({"task": task, "what": what, "model": model, "members": args.members, "separate": args.separate,
+                         "mels": args.mels, "normalize": args.normalize,
                          "copies": args.copies, "pitch": args.pitch if args.copies else None,
                          "accuracy": m["accuracy"], "top3": m["top_k_accuracy"].get("3"), "macro_f1": m["macro_f1"],
                          "member_accuracy": [x["accuracy"] for x in m.get("members", [])],
