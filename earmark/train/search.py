@@ -214,7 +214,7 @@ def multiclass_roc_auc(y_true: Any, y_score: Any, *, labels: Sequence[Any], mult
     return float(np.average(scores, weights=weights if average == "weighted" else None))
 
 
-class _ProbaScorer:
+class _PerClassScorer:
     """``scorer(estimator, X, y)``: ``sign * metric(y, S, labels=labels, **kw)`` where ``S`` is the
     estimator's first available ``response`` method's output (``predict_proba`` unless told) with one
     column per label, placed by ``estimator.classes_``: a model fitted on folds without a class gives
@@ -256,12 +256,12 @@ def scorer_for(scoring: Any, classes: np.ndarray) -> Any:
 
     labels = list(classes)
     if scoring == "neg_log_loss":
-        return _ProbaScorer(log_loss, labels, sign=-1.0)
+        return _PerClassScorer(log_loss, labels, sign=-1.0)
     if scoring == "top_k_accuracy":
-        return _ProbaScorer(top_k_accuracy_score, labels, response=("decision_function", "predict_proba"))
+        return _PerClassScorer(top_k_accuracy_score, labels, response=("decision_function", "predict_proba"))
     if scoring in _ROC_AUC and len(labels) > 2:
         multi_class, average = _ROC_AUC[scoring]
-        return _ProbaScorer(multiclass_roc_auc, labels, multi_class=multi_class, average=average)
+        return _PerClassScorer(multiclass_roc_auc, labels, multi_class=multi_class, average=average)
     return scoring
 
 
