@@ -40,6 +40,7 @@ CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.skops"
 NET_DIR = "net"
 FUSION_FILE = "fusion.json"
+LOCK_FILE = ".train.lock"  # held by the process training into the run folder
 
 
 @dataclass

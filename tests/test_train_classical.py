@@ -15,6 +15,7 @@ import yaml
 from earmark.cli import main
 from earmark.data import Manifest
 from earmark.data.demo import make_demo_dataset, synth_note
+from earmark.fsutil import exclusive_lock
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,12 @@ def test_train_writes_a_complete_run_and_is_deterministic(tmp_path, demo, capsys
     assert main(["train", str(cfg), "--out", str(tmp_path / "again"), "--no-progress"]) == 0
     again = json.loads((tmp_path / "again" / "metrics.json").read_text())
     assert again["accuracy"] == metrics["accuracy"] and again["confusion_matrix"] == metrics["confusion_matrix"]
+    capsys.readouterr()
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    with exclusive_lock(run / ".train.lock", "held by the test"):  # as a live `earmark train --out run` holds it
+        assert main(["train", str(cfg), "--out", str(run), "--no-progress"]) == 1
+    assert f"{run}: another earmark train is writing this run folder" in capsys.readouterr().err.replace("\n", "")
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before  # the refused run wrote nothing
 
 
 def test_evaluate_reports_unseen_labels_and_undecodable_clips(tmp_path, demo, capsys):

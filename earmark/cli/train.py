@@ -27,7 +27,8 @@ def train_command(
     split. A network name in model.name (cnn_small, cnn4, cnn1d, linear, ffnn, resnet18/34/50,
     resnet_compact, pretrained) trains that network on the frame features instead (history.csv and a
     checkpoint every epoch). The model is saved and evaluated on the test split when the
-    manifest has one, and report.html is written (see `earmark report`).
+    manifest has one, and report.html is written (see `earmark report`). One process at a time
+    trains into OUT: a second one stops at once (exit 1).
 
     \b
     Config keys (every one has a default except data.manifest):

@@ -21,8 +21,8 @@ from earmark.errors import ConfigError, DataError
 from earmark.features.extract import extract
 from earmark.features.pool import vectors
 from earmark.features.store import Failure, FeatureStore
-from earmark.fsutil import atomic_path
-from earmark.run import CONFIG_FILE, MODEL_FILE, NET_DIR
+from earmark.fsutil import atomic_path, exclusive_lock
+from earmark.run import CONFIG_FILE, LOCK_FILE, MODEL_FILE, NET_DIR
 
 
 def is_network(cfg: ExperimentConfig) -> bool:
@@ -147,7 +147,8 @@ def train(cfg: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False
     network's interrupted training from ``out/checkpoint.pt`` (features are cached anyway).
     ``executor`` (e.g. a :class:`~earmark.parallel.ray_executor.RayExecutor`), when given, runs the
     feature extraction and the ensemble members instead of ``features.jobs`` / ``train.ensemble.jobs``
-    local workers; the caller shuts it down.
+    local workers; the caller shuts it down. One process at a time trains into ``out`` (it holds
+    ``out/.train.lock``); another raises :class:`~earmark.errors.DataError` at once.
     """
     manifest = Manifest.read(cfg.data.manifest)
     train_set = manifest.select(split=cfg.data.train_split)
@@ -161,39 +162,41 @@ def train(cfg: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False
                               "(its features are cached)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / CONFIG_FILE)
-    arrays, ok, failures = clip_features(cfg, train_set, progress=progress, executor=executor)
-    val, val_failures = validation_data(cfg, manifest, progress=progress, executor=executor)
-    failures = failures + val_failures
-    y = train_set.labels[ok]
-    try:
-        check_classes(cfg, y)
-    except DataError:
-        write_failures(out / "failures.csv", failures)
-        raise
-    copies, source, copy_failures = copy_features(cfg, train_set, ok, progress=progress, executor=executor)
-    write_failures(out / "failures.csv", failures + copy_failures)
-    if network and cfg.train.ensemble.members > 1:
-        _train_ensemble(cfg, out, resume=resume, executor=executor)
-    elif network:
-        from earmark.models.net_estimator import save_net
+    with exclusive_lock(out / LOCK_FILE, f"{out}: another earmark train is writing this run folder; "
+                        "wait for it to finish, or train into another --out"):
+        cfg.save(out / CONFIG_FILE)
+        arrays, ok, failures = clip_features(cfg, train_set, progress=progress, executor=executor)
+        val, val_failures = validation_data(cfg, manifest, progress=progress, executor=executor)
+        failures = failures + val_failures
+        y = train_set.labels[ok]
+        try:
+            check_classes(cfg, y)
+        except DataError:
+            write_failures(out / "failures.csv", failures)
+            raise
+        copies, source, copy_failures = copy_features(cfg, train_set, ok, progress=progress, executor=executor)
+        write_failures(out / "failures.csv", failures + copy_failures)
+        if network and cfg.train.ensemble.members > 1:
+            _train_ensemble(cfg, out, resume=resume, executor=executor)
+        elif network:
+            from earmark.models.net_estimator import save_net
 
-        estimator.fit(arrays, y, groups=train_set.groups[ok] if cfg.train.val_groups else None, resume=resume,
-                      copies=(copies, source) if copies else None, validation_data=val)
-        save_net(out / NET_DIR, estimator)
-    else:
-        if copies:  # appended after the originals; they train in their original's folds, never scored
-            arrays, y = arrays + copies, np.concatenate([y, y[source]])
-        _fit_classical(cfg, vectors(arrays, cfg.features.pool), y, train_set.groups[ok], failures, out,
-                       copy_source=source if copies else None)
-    if cfg.data.test_split and cfg.data.test_split in set(manifest.splits):
-        from earmark.evaluate.evaluate import evaluate
+            estimator.fit(arrays, y, groups=train_set.groups[ok] if cfg.train.val_groups else None, resume=resume,
+                          copies=(copies, source) if copies else None, validation_data=val)
+            save_net(out / NET_DIR, estimator)
+        else:
+            if copies:  # appended after the originals; they train in their original's folds, never scored
+                arrays, y = arrays + copies, np.concatenate([y, y[source]])
+            _fit_classical(cfg, vectors(arrays, cfg.features.pool), y, train_set.groups[ok], failures, out,
+                           copy_source=source if copies else None)
+        if cfg.data.test_split and cfg.data.test_split in set(manifest.splits):
+            from earmark.evaluate.evaluate import evaluate
 
-        evaluate(out, cfg.data.manifest, split=cfg.data.test_split, progress=progress, executor=executor)
-    from earmark.evaluate.report import refresh_report
+            evaluate(out, cfg.data.manifest, split=cfg.data.test_split, progress=progress, executor=executor)
+        from earmark.evaluate.report import refresh_report
 
-    refresh_report(out)  # a problem with the report is a warning, never the loss of a trained run
-    return out
+        refresh_report(out)  # a problem with the report is a warning, never the loss of a trained run
+        return out
 
 
 def check_val_split(cfg: ExperimentConfig) -> None:
