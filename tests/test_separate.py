@@ -3,6 +3,7 @@ feature pipeline (store key, workers, prediction) with ``audio.separate``."""
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
 import os
@@ -369,7 +370,7 @@ def test_a_torn_last_line_of_the_record_is_ignored(tmp_path):
     lines = record.read_bytes().splitlines()
     assert len(lines) == 3 and json.loads(lines[-1])["name"] == torn_name  # the torn line dropped, its file redone
     assert separate_files([tmp_path / "in"], out, jobs=1).n_skipped == 3
-    # a line torn in the middle (an older format of the same kill) is ignored too
+    # a torn line in the middle (a record from before compaction can hold one) is ignored and dropped
     record.write_bytes(data[:-40] + b"\n" + record.read_bytes())
     assert separate_files([tmp_path / "in"], out, jobs=1).n_skipped == 3
     assert sorted(line["name"] for line in _record(out)) == ["c00", "c01", "sub/c02"]
@@ -457,8 +458,18 @@ def test_one_run_at_a_time_writes_a_folder(tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "earmark", "separate", str(hold), "--out", str(out), "-j", "1", "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
     try:
-        with open(hold, "wb"):  # returns once the first run has opened it: it holds the lock by then
+        while True:  # a writer's open succeeds once the first run has opened the FIFO: it holds the lock by then
+            try:
+                writer = os.open(hold, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as exc:  # ENXIO: no reader yet
+                assert exc.errno == errno.ENXIO, exc
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "the first run never opened its input"
+                time.sleep(0.002)
+        with os.fdopen(writer, "wb"):
             busy = rf"{re.escape(str(out))}: another earmark separate is writing this folder"
             with pytest.raises(DataError, match=busy):
                 separate_files([tmp_path / "in"], out, jobs=1)

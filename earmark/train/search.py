@@ -230,7 +230,7 @@ class _PerClassScorer:
         if scores.ndim == 1:  # a decision function of two classes: the score of classes_[1]
             if len(self.labels) == 2:
                 return self.sign * float(self.metric(y, scores, labels=self.labels, **self.kw))
-            scores = np.column_stack([-scores, scores])  # trained on two of more classes
+            scores = np.column_stack([-scores, scores])  # a model that saw two of the labels
         dtype = np.result_type(scores.dtype, np.float32)
         fill = 0.0 if method == "predict_proba" else (scores.min(axis=1, keepdims=True) - 1.0 if scores.size else 0.0)
         full = np.zeros((scores.shape[0], len(self.labels)), dtype=dtype) + fill
