@@ -255,6 +255,28 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert len((tmp_path / "history.csv").read_text().splitlines()) == 1 + 2
 
 
+def test_one_trainer_at_a_time_per_folder(tmp_path):
+    """A second Trainer fitting into a folder while the first is still fitting there is refused before it
+    writes anything; once the first is done the folder is free again."""
+    seen = {}
+
+    def second(history):  # runs inside the first fit, after its epoch 1 checkpoint
+        if len(history.rows) == 1:
+            before = (tmp_path / "checkpoint.pt").read_bytes()
+            model, train, val = build(seed=1)
+            with pytest.raises(DataError, match=r"another Trainer is writing checkpoints here") as err:
+                Trainer(model, TrainerOptions(epochs=1), out_dir=tmp_path, progress=False).fit(train, val)
+            seen["message"] = str(err.value)
+            seen["unchanged"] = (tmp_path / "checkpoint.pt").read_bytes() == before
+
+    model, train, val = build()
+    Trainer(model, TrainerOptions(epochs=2, batch_size=32), out_dir=tmp_path, progress=False, on_epoch=second).fit(train, val)
+    assert seen == {"message": seen["message"], "unchanged": True} and str(tmp_path) in seen["message"]
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 2  # the first fit went on undisturbed
+    model, train, val = build(seed=1)
+    assert len(Trainer(model, TrainerOptions(epochs=1), out_dir=tmp_path, progress=False).fit(train, val).rows) == 1
+
+
 def test_exploding_learning_rate_is_reported(tmp_path):
     with pytest.raises(DataError, match="(loss became (NaN|Inf)|weights became NaN/Inf).*no checkpoint was written yet"):
         fit(tmp_path, lr=1e30, optimizer="sgd", schedule=None, mix=None)

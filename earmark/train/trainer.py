@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset, WeightedRandomSampler
 
 from earmark.errors import ConfigError, DataError
-from earmark.fsutil import remove_stale_temporaries
+from earmark.fsutil import exclusive_lock, remove_stale_temporaries
 from earmark.train.inference import check_targets, dataset_labels, resolve_device, split_batch
 from earmark.train.options import KEY, TrainerOptions
 from earmark.train.checkpoint import History, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
@@ -41,6 +41,7 @@ from earmark.train.schedules import (LENGTH_DEPENDENT, current_lr, make_optimize
 
 CHECKPOINT_FORMAT = "earmark.trainer.checkpoint/1"
 #: Options a resumed run may change; any other difference from the checkpoint is refused.
+LOCK_FILE = ".trainer.lock"  # held in out_dir by the fitting Trainer: one writer of its checkpoints
 RESUMABLE_CHANGES = frozenset({"epochs", "early_stopping_patience", "num_workers", "device", "amp"})
 
 
@@ -78,7 +79,8 @@ class Trainer:
     options : TrainerOptions, optional
         Defaults to ``TrainerOptions()``.
     out_dir : path-like
-        Receives ``history.csv``, ``checkpoint.pt``, ``best.pt`` and ``epoch1.pt``.
+        Receives ``history.csv``, ``checkpoint.pt``, ``best.pt`` and ``epoch1.pt``. One Trainer at a
+        time fits into a folder (it holds ``out_dir/.trainer.lock``); another fails at once.
     mixup : callable, optional
         ``(x, y_onehot, generator) -> (x, y_soft)`` applied to each training batch (on the CPU,
         before the transfer to the device); the loss then takes the soft targets and the training
@@ -153,9 +155,10 @@ class Trainer:
             Invalid options, or options that contradict the checkpoint.
         DataError
             Empty or malformed data; the loss or the weights became NaN/Inf (the last good
-            checkpoint is left in place); an unreadable or foreign checkpoint.
+            checkpoint is left in place); an unreadable or foreign checkpoint; another Trainer
+            (in this or another process) is fitting into the same ``out_dir``.
         """
-        opts, model = self.options, self.model
+        opts = self.options
         opts.validate()
         if opts.early_stopping_patience is not None and val_set is None:
             raise ConfigError(f"{KEY}.early_stopping_patience: needs a validation set, got val_set=None")
@@ -165,6 +168,13 @@ class Trainer:
             raise DataError("val_set: is empty")
         device = self.device_ = resolve_device(opts.device, key=f"{KEY}.device")
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(self.out_dir / LOCK_FILE, f"{self.out_dir}: another Trainer is writing checkpoints "
+                            "here; wait for it to finish, or give this one another out_dir"):
+            return self._fit(train_set, val_set, resume, device)
+
+    def _fit(self, train_set: Dataset, val_set: Dataset | None, resume: bool, device: torch.device) -> History:
+        """``fit`` once the inputs are checked and this process alone writes ``out_dir``."""
+        opts, model = self.options, self.model
         remove_stale_temporaries(self.out_dir)  # a checkpoint a killed run was writing
         model.to(device)
         torch.manual_seed(opts.seed)
