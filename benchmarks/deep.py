@@ -14,7 +14,12 @@ frames with SpecAugment in training. Usage::
 out its per-band mean normalisation.
 
 ``--copies N`` adds N offline copies of every training clip (``train.copies``), each pitch-shifted by a
-uniform draw in [-``--pitch``, ``--pitch``] semitones with the formants kept.
+uniform draw in [-``--pitch``, ``--pitch``] semitones with the formants kept; with ``--background LOW
+HIGH`` (vocal gender) each copy instead has one of the training split's instrumental clips mixed in
+(``background``) at an SNR drawn in [LOW, HIGH] dB, so that the networks hear more accompaniments, and
+more of what separation leaves behind, than the training pieces alone.
+
+``--filter-augment DB`` adds a random frequency response (``filter_augment``) to every training batch.
 
 Prints one JSON line per run and writes them all with ``--out``. ``--latency`` also times one 3 s clip
 end to end (decode -> fbank -> resnet_compact) on one CPU thread.
@@ -94,20 +99,40 @@ def training_speed(run: Path, manifest: Path, cfg) -> dict:
 
 def network_config(task: str, manifest: Path, test_split: str, model: str, *, epochs: int, members: int = 1,
                    separate: bool = False, copies: int = 0, pitch: float = 7.0, mels: int = 40,
-                   normalize: bool = True, store: Path) -> dict:
+                   normalize: bool = True, filter_db: float = 0.0, background: Path | None = None,
+                   background_snr: tuple[float, float] = (0.0, 12.0), store: Path) -> dict:
     """The experiment config of one benchmark network (also used by ``fusion.py``)."""
     fbank = {"normalize": normalize} | ({"n_mels": mels} if mels != 40 else {})
+    colour = [{"name": "filter_augment", "db": filter_db}] if filter_db else []
+    if not copies:
+        copy_steps = []
+    elif background is not None:
+        copy_steps = [{"name": "background", "files": str(background), "snr_db": list(background_snr)}]
+    else:
+        copy_steps = [{"name": "pitch_shift", "semitones": [-pitch, pitch], "formants": "keep"}]
     return {"data": {"manifest": str(manifest), "test_split": test_split},
             "audio": {"separate": {"method": "repet"} if separate else None},
             "features": {"name": "fbank", "params": fbank, "frames": FRAMES[task], "store": str(store)},
             "model": {"name": model},
             "train": {"seed": 0, "epochs": epochs, "batch_size": 32, "optimizer": "adamw", "lr": 1e-3,
                       "weight_decay": 1e-4, "schedule": "cosine", "label_smoothing": 0.1,
-                      "augment": [{"name": "spec_augment", "freq_masks": 2, "freq_width": 6,
-                                   "time_masks": 2, "time_width": 30}],
+                      "augment": colour + [{"name": "spec_augment", "freq_masks": 2, "freq_width": 6,
+                                            "time_masks": 2, "time_width": 30}],
                       "val_fraction": 0.1, "ensemble": {"members": members},
-                      "copies": {"n": copies, "augment": [
-                          {"name": "pitch_shift", "semitones": [-pitch, pitch], "formants": "keep"}] if copies else []}}}
+                      "copies": {"n": copies, "augment": copy_steps}}}
+
+
+def instrumental_folder(manifest: Path, work: Path) -> Path:
+    """A folder of links to the training split's instrumental clips (the backgrounds of ``--background``)."""
+    from earmark.data import Manifest
+
+    folder = work / "background-instrumental"
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in Manifest.read(manifest).select(split="train", label="instrumental").df["path"]:
+        link = folder / Path(path).name
+        if not link.exists():
+            link.symlink_to(path)
+    return folder
 
 
 def main() -> None:
@@ -126,6 +151,10 @@ def main() -> None:
     ap.add_argument("--mels", type=int, default=40, help="fbank bands (the study's 40)")
     ap.add_argument("--no-normalize", dest="normalize", action="store_false",
                     help="fbank without per-band mean normalisation (keeps each clip's spectral envelope)")
+    ap.add_argument("--filter-augment", type=float, default=0.0, metavar="DB",
+                    help="add filter_augment (random frequency response, gains in [-DB, DB] fbank units) before SpecAugment")
+    ap.add_argument("--background", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                    help="vocal: copies get a training instrumental clip mixed in at an SNR in [LOW, HIGH] dB")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -139,17 +168,22 @@ def main() -> None:
         for model in args.models:
             raw = network_config(task, manifest, test_split, model, epochs=args.epochs, members=args.members,
                                  separate=args.separate, copies=args.copies, pitch=args.pitch, mels=args.mels,
-                                 normalize=args.normalize, store=args.work / "features")
+                                 normalize=args.normalize, filter_db=args.filter_augment,
+                                 background=instrumental_folder(manifest, args.work) if args.background else None,
+                                 background_snr=tuple(args.background or (0, 12)), store=args.work / "features")
             cfg = validate_config(raw)
             t0 = time.perf_counter()
-            suffix = ("-sep" if args.separate else "") + (f"-copies{args.copies}p{args.pitch:g}" if args.copies else "") \
-                + (f"-mels{args.mels}" if args.mels != 40 else "") + ("" if args.normalize else "-nonorm")
+            suffix = ("-sep" if args.separate else "") + (f"-copies{args.copies}" + (f"bg{args.background[0]:g}-{args.background[1]:g}" if args.background
+                                             else f"p{args.pitch:g}") if args.copies else "") \
+                + (f"-mels{args.mels}" if args.mels != 40 else "") + ("" if args.normalize else "-nonorm") \
+                + (f"-filter{args.filter_augment:g}" if args.filter_augment else "")
             run = train(cfg, args.work / "runs" / f"{task}-{model}-x{args.members}{suffix}")
             seconds = time.perf_counter() - t0
             m = json.loads((run / "metrics.json").read_text())
             rows.append({"task": task, "what": what, "model": model, "members": args.members, "separate": args.separate,
-                         "mels": args.mels, "normalize": args.normalize,
-                         "copies": args.copies, "pitch": args.pitch if args.copies else None,
+                         "mels": args.mels, "normalize": args.normalize, "filter_augment_db": args.filter_augment,
+                         "copies": args.copies, "pitch": args.pitch if args.copies and not args.background else None,
+                         "background_snr": args.background if args.copies else None,
                          "accuracy": m["accuracy"], "top3": m["top_k_accuracy"].get("3"), "macro_f1": m["macro_f1"],
                          "member_accuracy": [x["accuracy"] for x in m.get("members", [])],
                          "epochs": args.epochs, "train_s": round(seconds, 1), "n_test": m["n"],

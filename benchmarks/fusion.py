@@ -11,6 +11,10 @@ voices, every run on vocals separated first (``audio.separate: repet``):
    second, weighted by energy by default; ``1.6:1.3:equal`` is Resemblyzer's own);
 3. the fusion of the network with each, equal weights, and the weights of ``--weights``.
 
+``--copies N --background LOW HIGH`` trains the network on N offline copies of every training clip,
+each with one of the training split's instrumental clips mixed in at an SNR in [LOW, HIGH] dB
+(``background``, as ``deep.py --background``); ``--ge2e-copies`` gives the ge2e runs the same copies.
+
 The ge2e weights must be in the cache first: ``earmark weights fetch ge2e``. Usage::
 
     .venv/bin/python benchmarks/fusion.py --members 5 --epochs 15 --out fusion.json    # ~15 min on 2 cores
@@ -32,7 +36,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _common import TASKS, ge2e_partials  # noqa: E402
-from deep import network_config  # noqa: E402
+from deep import instrumental_folder, network_config  # noqa: E402
 from earmark.config import validate_config  # noqa: E402
 from earmark.evaluate.evaluate import evaluate  # noqa: E402
 from earmark.fuse import fuse_runs  # noqa: E402
@@ -69,6 +73,11 @@ def main() -> None:
                     metavar="SECONDS:RATE[:WEIGHTING]",
                     help="ge2e partials, each a run: length in seconds, partials per second and how they are averaged "
                          "(equal or energy; the recipe: 0.6:5:energy; Resemblyzer: 1.6:1.3:equal)")
+    ap.add_argument("--copies", type=int, default=0,
+                    help="with --background: offline copies per training clip, for the network (and with --ge2e-copies for ge2e)")
+    ap.add_argument("--background", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                    help="copies get a training instrumental clip mixed in at an SNR in [LOW, HIGH] dB (deep.py's --background)")
+    ap.add_argument("--ge2e-copies", action="store_true", help="the ge2e runs get the same copies")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -76,10 +85,18 @@ def main() -> None:
     manifest = make(args.bench, args.work)
     store = args.work / "features"
     rows = []
+    if args.copies and not args.background:
+        ap.error("--copies needs --background")
+    background = instrumental_folder(manifest, args.work) if args.background else None
+    copies = {"n": args.copies, "augment": [{"name": "background", "files": str(background),
+                                             "snr_db": args.background}]} if args.copies else {"n": 0, "augment": []}
+    tag = f"-copies{args.copies}bg{args.background[0]:g}-{args.background[1]:g}" if args.copies else ""
 
     net, seconds = _trained(network_config("vocal", manifest, test_split, args.model, epochs=args.epochs,
-                                           members=args.members, separate=True, store=store),
-                            args.work / "runs" / f"vocal-{args.model}-x{args.members}-sep")
+                                           members=args.members, separate=True, copies=args.copies,
+                                           background=background, background_snr=tuple(args.background or (0, 12)),
+                                           store=store),
+                            args.work / "runs" / f"vocal-{args.model}-x{args.members}-sep{tag}")
     rows.append(_row(f"{args.model} x{args.members}, fbank, separated vocals",
                      json.loads((net / "metrics.json").read_text()), seconds))
     print(json.dumps(rows[-1]), flush=True)
@@ -92,9 +109,11 @@ def main() -> None:
                                                "params": {"weights": "ge2e", "partial": partial, "rate": rate,
                                                           "weighting": weighting}},
                                   "model": {"name": "logreg", "scaler": "standard"},
-                                  "train": {"seed": 0, "search": {"folds": 5, "scoring": args.scoring,
-                                                                  "grid": {"logreg": {"C": [0.01, 0.03, 0.1, 0.3, 1, 3]}}}}},
-                                 args.work / "runs" / f"vocal-ge2e-{partial:g}s-{rate:g}-{weighting}-logreg-sep-{args.scoring}")
+                                  "train": {"seed": 0, "copies": copies if args.ge2e_copies else {"n": 0, "augment": []},
+                                            "search": {"folds": 5, "scoring": args.scoring,
+                                                       "grid": {"logreg": {"C": [0.01, 0.03, 0.1, 0.3, 1, 3]}}}}},
+                                 args.work / "runs" / f"vocal-ge2e-{partial:g}s-{rate:g}-{weighting}-logreg-sep-{args.scoring}"
+                                 f"{tag if args.ge2e_copies else ''}")
         best = next(csv.DictReader((ge2e / "cv_results.csv").open()))  # ranked: the chosen C first
         rows.append(_row(f"embedding:ge2e ({partial:g} s partials, {rate:g}/s, {weighting} weights) + logreg ({best['params']}, by "
                          f"{args.scoring}: {float(best['mean_test_score']):.3f} in grouped CV), separated vocals",
@@ -103,7 +122,8 @@ def main() -> None:
 
         for weights in [None] + ([args.weights] if args.weights else []):
             name = "fused" if weights is None else f"fused-{weights[0]:g}-{weights[1]:g}"
-            out = args.work / "runs" / f"vocal-{args.model}-x{args.members}-sep+ge2e-{partial:g}s-{rate:g}-{weighting}-{args.scoring}-{name}"
+            out = args.work / "runs" / (f"vocal-{args.model}-x{args.members}-sep{tag}+ge2e-{partial:g}s-{rate:g}-{weighting}-"
+                                        f"{args.scoring}{tag if args.ge2e_copies else ''}-{name}")
             fuse_runs([net, ge2e], out, weights)
             metrics = evaluate(out, manifest, split=test_split)
             rows.append(_row(f"fusion with the {spec} ge2e run ({'equal weights' if weights is None else f'weights {weights}'})",

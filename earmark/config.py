@@ -41,6 +41,7 @@ from earmark.fsutil import atomic_write_text
 
 POOL_STATS = ("mean", "std", "min", "max", "median")
 PATH_KEYS = ("data.manifest", "features.store")  # relative to the config file, or to the cwd when given by --set
+AUGMENT_KEYS = ("train.augment", "train.copies.augment")  # lists whose path parameters resolve the same way
 
 
 class _Section(BaseModel):
@@ -278,6 +279,15 @@ def validate_config(raw: dict[str, Any], *, base: str | os.PathLike | None = Non
         from earmark.audio.separate import check_separation
 
         check_separation(cfg.audio.separate, key="audio.separate")  # method, parameters, backend installed
+    if base is not None:  # before the checks below: they look for the files
+        from earmark.augment import resolve_paths
+
+        cfg.train.augment = resolve_paths(cfg.train.augment, base)  # AUGMENT_KEYS
+        cfg.train.copies.augment = resolve_paths(cfg.train.copies.augment, base)
+    for i, step in enumerate(cfg.train.augment or []):
+        if isinstance(step, dict) and isinstance(step.get("files"), dict):
+            raise ConfigError(f"train.augment[{i}].files: {step['files']!r} (training clips of a class) is for "
+                              "train.copies.augment, where the training clips are known; give a folder or a list of files")
     if cfg.train.copies.n or cfg.train.copies.augment:
         from earmark.augment import offline_copies
 
@@ -303,7 +313,8 @@ def _absolute(p: Path, base: Path) -> Path:
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
     """Return a copy of ``raw`` with ``["train.seed=3", "model.params.C=10"]`` applied (values read as YAML).
 
-    Paths given this way (``data.manifest``, ``features.store``) are relative to the current directory.
+    Paths given this way (``data.manifest``, ``features.store``, an augmentation's ``files``) are relative
+    to the current directory.
     """
     out = copy.deepcopy(raw)
     for item in overrides or []:
@@ -313,6 +324,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
         value = yaml.safe_load(value)
         if key.strip() in PATH_KEYS and isinstance(value, str):
             value = os.path.abspath(value)  # as typed on the command line: from the cwd
+        elif key.strip() in AUGMENT_KEYS:
+            from earmark.augment import resolve_paths
+
+            value = resolve_paths(value, os.getcwd())  # background.files, likewise
         set_key(out, key.strip(), value, what=f"--set {key}")
     return out
 

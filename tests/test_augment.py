@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from conftest import music_like
 
 from earmark.augment import (
     AUGMENTATIONS,
+    add_background,
     copy_rng,
     offline_copies,
     Augmentation,
@@ -16,6 +20,7 @@ from earmark.augment import (
     add_noise,
     as_generator,
     compose,
+    filter_augment,
     gain,
     make_augmentation,
     mixup,
@@ -160,6 +165,109 @@ def test_add_noise_keeps_silence_silent():
 
 
 # ---------------------------------------------------------------- gain
+
+
+TONES = (440.0, 1250.0)  # one per background file: the residual's frequency tells which file was mixed in
+
+
+@pytest.fixture(scope="module")
+def backgrounds(tmp_path_factory) -> Path:
+    """A folder of two real audio files: a 440 Hz tone of 0.1 s at 16 kHz (shorter than the clips: looped)
+    and a 1250 Hz tone of 2 s at 22.05 kHz (resampled to 16 kHz), plus a text file that is not audio."""
+    root = tmp_path_factory.mktemp("backgrounds")
+    for (f0, sr, seconds), name in zip(((TONES[0], SR, 0.1), (TONES[1], 22050, 2.0)), ("short.wav", "sub/long.flac")):
+        t = np.arange(int(sr * seconds)) / sr
+        (root / name).parent.mkdir(exist_ok=True)
+        sf.write(root / name, (0.3 * np.sin(2 * np.pi * f0 * t)).astype(np.float32), sr)
+    (root / "notes.txt").write_text("not audio")
+    return root
+
+
+def _strongest_hz(x: np.ndarray) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.fft.rfftfreq(len(x), 1 / SR)[spec.argmax()])
+
+
+def test_add_background_mixes_a_file_at_the_snr(clips, backgrounds):
+    y = np.tile(clips, (8, 1))  # 24 clips
+    out = add_background(y, str(backgrounds), 10, rng=0, sr=SR)
+    assert out.shape == y.shape and out.dtype == y.dtype
+    residual = (out - y).astype(np.float64)
+    np.testing.assert_allclose(10 * np.log10(np.mean(y.astype(np.float64) ** 2, 1) / np.mean(residual**2, 1)), 10, atol=1e-3)
+    peaks = [_strongest_hz(r) for r in residual]
+    for p in peaks:
+        assert min(abs(p - f) for f in TONES) < 5  # each residual is one of the two files
+    assert {min(TONES, key=lambda f: abs(p - f)) for p in peaks} == set(TONES)  # both are drawn
+    short = [r for r, p in zip(residual, peaks) if abs(p - TONES[0]) < 5][0]
+    np.testing.assert_allclose(short[1600:], short[:-1600], atol=1e-6)  # the 0.1 s file, looped
+    np.testing.assert_array_equal(add_background(y, str(backgrounds), 10, rng=0, sr=SR), out)
+    assert not np.array_equal(add_background(y, str(backgrounds), 10, rng=1, sr=SR), out)
+    snrs = 10 * np.log10(np.mean(y.astype(np.float64) ** 2, 1)
+                         / np.mean((add_background(y, str(backgrounds), (0, 20), rng=2, sr=SR) - y) ** 2, 1))
+    assert snrs.min() >= -1e-3 and snrs.max() <= 20 + 1e-3 and snrs.std() > 2
+
+
+def test_add_background_list_shared_draw_silence_and_tensors(clips, backgrounds):
+    stereo = clips[:2]
+    shared = add_background(stereo, [str(backgrounds / "sub" / "long.flac")], 6, rng=0, sr=SR, per_item=False)
+    residual = shared - stereo
+    np.testing.assert_allclose(residual[0], residual[1], atol=1e-7)  # one excerpt, one scale for both channels
+    assert abs(_strongest_hz(residual[0]) - TONES[1]) < 5
+    silent = np.zeros((2, 4000), np.float32)
+    np.testing.assert_array_equal(add_background(silent, str(backgrounds), 10, rng=0, sr=SR), silent)
+    T = torch.from_numpy(clips.copy())
+    out = add_background(T, str(backgrounds), 10, rng=3, sr=SR)
+    assert isinstance(out, torch.Tensor) and out.dtype == T.dtype
+    np.testing.assert_allclose(out.numpy(), add_background(clips, str(backgrounds), 10, rng=3, sr=SR), rtol=1e-6)
+
+
+def test_add_background_bad_files(tmp_path, clips, backgrounds):
+    with pytest.raises(ConfigError, match=r"add_background: files: .*'/no/such/dir' \(no such folder\)"):
+        add_background(clips, "/no/such/dir", 10, rng=0, sr=SR)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=r"files: .*empty: no audio files found"):
+        make_augmentation("background", files=str(tmp_path / "empty"), snr_db=10)
+    with pytest.raises(ConfigError, match=r"files: no such file: '.*gone\.wav' \(and 1 more\)"):
+        make_augmentation("background", files=[str(backgrounds / "short.wav"), "gone.wav", "gone2.wav"], snr_db=10)
+    with pytest.raises(ConfigError, match=r"files: expected a folder of audio files or a non-empty list"):
+        make_augmentation("background", files=[], snr_db=10)
+    with pytest.raises(ConfigError, match=r"add_background: sr: expected a positive integer"):
+        add_background(clips, str(backgrounds), 10, rng=0, sr=0)
+    with pytest.raises(ConfigError, match=r"files: expected \{label: NAME\} \(the training clips of one class\), got \{'lable': 'x'\}"):
+        make_augmentation("background", files={"lable": "x"}, snr_db=10)
+    aug = make_augmentation("background", files={"label": "instrumental"}, snr_db=10)  # for train.copies to resolve
+    with pytest.raises(ConfigError, match=r"names training clips; only train.copies resolves it"):
+        aug(clips, rng=0, sr=SR)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    with pytest.raises(DataError, match=r"broken\.wav"):  # found when it is drawn, named
+        add_background(clips, [str(broken)], 10, rng=0, sr=SR)
+
+
+def test_background_files_in_a_config_are_relative_to_it(tmp_path, backgrounds, monkeypatch):
+    import shutil
+
+    from earmark.config import load_config
+
+    project = tmp_path / "project"
+    shutil.copytree(backgrounds, project / "bg")
+    (project / "m.csv").write_text("path,label\nbg/short.wav,a\n")
+    (project / "exp.yaml").write_text(
+        "data: {manifest: m.csv}\n"
+        "train:\n"
+        "  augment: [{name: background, files: bg, snr_db: 10}]\n"
+        "  copies: {n: 1, augment: [{name: background, files: [bg/short.wav, bg/sub/long.flac], snr_db: [0, 10]}]}\n")
+    monkeypatch.chdir(tmp_path)  # elsewhere than the config
+    cfg = load_config(project / "exp.yaml")
+    assert cfg.train.augment[0]["files"] == str(project / "bg")
+    assert cfg.train.copies.augment[0]["files"] == [str(project / "bg" / "short.wav"), str(project / "bg" / "sub" / "long.flac")]
+    # given with --set, from the current directory, as data.manifest
+    monkeypatch.chdir(project / "bg")
+    cfg = load_config(project / "exp.yaml", ["train.augment=[{name: background, files: sub, snr_db: 3}]"])
+    assert cfg.train.augment[0]["files"] == str(project / "bg" / "sub")
+    (project / "exp.yaml").write_text("data: {manifest: m.csv}\ntrain: {copies: {n: 1, augment: [{name: background, files: nope, snr_db: 5}]}}\n")
+    with pytest.raises(ConfigError, match=r"train\.copies\.augment\[0\]\.files: .*project/nope' \(no such folder\)"):
+        load_config(project / "exp.yaml")
 
 
 def test_gain_is_exact_in_db(clips):
@@ -355,6 +463,62 @@ def test_spec_augment_torch_matches_numpy_and_keeps_grad():
     assert spec_augment(T.detach().double(), rng=0, mask_value=0.0).dtype == torch.float64
 
 
+def _slopes_change(row: np.ndarray) -> int:
+    """Interior bins where a piecewise-linear row bends (its second difference is not ~0)."""
+    return int((np.abs(np.diff(row, 2)) > 1e-4).sum())
+
+
+def test_filter_augment_is_one_random_response_per_item():
+    rng = np.random.default_rng(0)
+    S = rng.normal(size=(200, 30, 40)).astype(np.float32)
+    out = filter_augment(S, rng=1)
+    assert out.shape == S.shape and out.dtype == S.dtype
+    response = (out - S).astype(np.float64)
+    # the same gain for every frame of an item: a filter, not a time-varying change
+    np.testing.assert_allclose(response, response[:, :1, :].repeat(30, axis=1), atol=1e-5)
+    r = response[:, 0, :]
+    assert np.abs(r).max() <= 6 + 1e-5 and np.abs(r).max() > 5  # within +-db and using the range
+    # linear: 3..6 bands = 4..7 breakpoints joined by straight lines (at most 5 interior bends)
+    bends = [_slopes_change(row) for row in r]
+    assert max(bends) <= 5 and min(bends) >= 1
+    assert len({row.tobytes() for row in r}) == 200  # every item its own response
+    np.testing.assert_array_equal(filter_augment(S, rng=1), out)
+    shared = filter_augment(S, rng=1, per_item=False) - S
+    np.testing.assert_allclose(shared, np.broadcast_to(shared[0, 0], S.shape), atol=1e-5)
+
+
+def test_filter_augment_step_bands_ranges_and_linear_scale():
+    S = np.zeros((100, 5, 64), np.float32)
+    step = filter_augment(S, rng=0, kind="step", bands=4, db=[-2, 3])[:, 0, :]
+    for row in step:
+        assert len(np.unique(row)) <= 4 and len(np.flatnonzero(np.diff(row))) == 3  # exactly four bands
+    assert step.min() >= -2 - 1e-6 and step.max() <= 3 + 1e-6
+    # one band = one gain over the whole axis; db=0 changes nothing
+    one = filter_augment(S, rng=0, kind="step", bands=1)[:, 0, :]
+    assert (one == one[:, :1]).all()
+    np.testing.assert_array_equal(filter_augment(S + 1, rng=0, db=0), S + 1)
+    # more bands than bins: one band per bin at most
+    assert filter_augment(np.ones((2, 3, 2), np.float32), rng=0, bands=8).shape == (2, 3, 2)
+    # a magnitude spectrogram is multiplied by the gain: the log-domain response, exactly
+    M = np.random.default_rng(3).uniform(0.1, 1, (8, 4, 32))
+    lin = filter_augment(M, rng=5, scale="linear")
+    log = filter_augment(20 * np.log10(M), rng=5)
+    np.testing.assert_allclose(20 * np.log10(lin), log, atol=1e-9)
+
+
+def test_filter_augment_torch_matches_numpy_and_keeps_grad():
+    S = np.random.default_rng(1).normal(size=(4, 30, 16)).astype(np.float32)
+    T = torch.from_numpy(S).requires_grad_()
+    out = filter_augment(T, rng=9)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32 and out.device == T.device
+    np.testing.assert_allclose(out.detach().numpy(), filter_augment(S, rng=9), rtol=1e-6)
+    out.sum().backward()
+    np.testing.assert_array_equal(T.grad.numpy(), np.ones_like(S))
+    assert filter_augment(T.detach().double(), rng=0, scale="linear").dtype == torch.float64
+    with pytest.raises(ConfigError, match=r"filter_augment: S must have shape \(\.\.\., time, bins\)"):
+        filter_augment(np.zeros(10), rng=0)
+
+
 def test_spec_augment_offline_copies_and_dataset():
     S = np.random.default_rng(2).uniform(1, 2, (5, 40, 12)).astype(np.float32)
     copies = spec_augment_copies(S, 3, rng=0, mask_value=0.0)
@@ -436,7 +600,8 @@ def test_mixup_determinism_torch_and_errors():
 
 
 def test_registry_lookups():
-    assert AUGMENTATIONS.names() == ["crop", "gain", "mixup", "noise", "pitch_shift", "spec_augment", "time_stretch"]
+    assert AUGMENTATIONS.names() == ["background", "crop", "filter_augment", "gain", "mixup", "noise", "pitch_shift",
+                                     "spec_augment", "time_stretch"]
     assert AUGMENTATIONS.names("*_s*") == ["pitch_shift", "time_stretch"]
     aug = AUGMENTATIONS.create("noise", snr_db=[10, 30])
     assert isinstance(aug, Augmentation) and aug.kind == "waveform" and aug.params["snr_db"] == (10.0, 30.0)
@@ -488,6 +653,11 @@ def test_compose_pipeline_stages(clips):
         ([{"name": "noise", "snr_db": 10, "snr": 3}], r"train\.augment\[0\]\.snr: unknown parameter; known: snr_db, color, per_item"),
         ([{"name": "pitch_shift", "semitones": 1, "sr": 16000}], r"train\.augment\[0\]\.sr: unknown parameter \(it is given"),
         ([{"name": "mixup", "alpha": -1}], r"train\.augment\[0\]\.alpha: must be > 0"),
+        ([{"name": "filter_augment", "bands": 0}], r"train\.augment\[0\]\.bands: expected an integer >= 1 or a \(low, high\) pair"),
+        ([{"name": "filter_augment", "bands": [6, 3]}], r"train\.augment\[0\]\.bands: expected low <= high"),
+        ([{"name": "filter_augment", "bands": 2.5}], r"train\.augment\[0\]\.bands: expected an integer >= 1"),
+        ([{"name": "filter_augment", "kind": "smooth"}], r"train\.augment\[0\]\.kind: expected one of 'linear', 'step'"),
+        ([{"name": "filter_augment", "db": "loud"}], r"train\.augment\[0\]\.db: expected a number or a \(low, high\) pair"),
         ([{"name": "gain"}], r"train\.augment\[0\]\.db: required"),
         (["gain_db"], r"train\.augment\[0\]\.name: unknown augmentation 'gain_db'; did you mean 'gain'"),
         ([{"db": 3}], r"train\.augment\[0\]\.name: required"),
@@ -513,15 +683,17 @@ MINIMAL = {
     "gain": {"db": 6},
     "time_stretch": {"rate": [0.9, 1.1]},
     "pitch_shift": {"semitones": [-1, 1]},
+    "background": {"snr_db": [5, 15]},  # + files: the backgrounds fixture
     "spec_augment": {},
+    "filter_augment": {},
     "mixup": {"alpha": 0.4},
 }
 
 
 @pytest.mark.parametrize("name", AUGMENTATIONS.names())
-def test_every_registered_augmentation_is_deterministic_and_finite(name, clips):
+def test_every_registered_augmentation_is_deterministic_and_finite(name, clips, backgrounds):
     assert name in MINIMAL, f"add {name!r} to MINIMAL"
-    aug = make_augmentation(name, **MINIMAL[name])
+    aug = make_augmentation(name, **MINIMAL[name], **({"files": str(backgrounds)} if name == "background" else {}))
     x = clips if aug.kind == "waveform" else np.abs(clips.reshape(3, 80, 100))
     args = (x, np.array([0, 1, 0])) if aug.kind == "batch" else (x,)
     run = lambda seed: aug(*args, rng=seed, sr=SR, n_classes=2)

@@ -120,6 +120,37 @@ def test_offline_copies_join_the_training_data_of_networks_and_classical_models(
     assert len(list((tmp_path / "c" / "store").iterdir())) == 3
 
 
+def test_background_copies_from_the_training_clips_of_a_class(tmp_path, demo, capsys):
+    """``background: {files: {label: organ}}`` mixes the training split's organ clips into the copies: only
+    training clips (never a test clip), resolved by ``earmark train``, recorded in the copies' key."""
+    copies = {"n": 1, "augment": [{"name": "background", "files": {"label": "organ"}, "snr_db": [3, 6]}]}
+    cfg = _config(tmp_path, demo, features={"name": "mfcc", "frames": None}, model={"name": "logreg"},
+                  train={"search": {"enabled": False}, "copies": copies})
+    assert main(["train", str(cfg), "--out", str(tmp_path / "clf"), "--no-progress"]) == 0
+    rows = list(csv.DictReader(open(demo)))
+    root = demo.parent
+    organ_train = sorted(str(root / r["path"]) for r in rows if r["label"] == "organ" and r.get("split", "train") == "train")
+    assert organ_train and any(r["label"] == "organ" and r.get("split") == "test" for r in rows)
+    (copy_dir,) = [p for p in (tmp_path / "store").iterdir() if "augment" in (p / "params.json").read_text()]
+    key = json.loads((copy_dir / "params.json").read_text())
+    (step,) = key["augment"]["steps"]
+    assert step["name"] == "background" and step["files"] == organ_train
+    from earmark.models.persist import load_model
+
+    _, meta = load_model(tmp_path / "clf" / "model.skops")
+    assert meta["n_copies"] == meta["n_train"] == len([r for r in rows if r.get("split", "train") == "train"])
+
+    bad = _config(tmp_path, demo, features={"name": "mfcc", "frames": None}, model={"name": "logreg"},
+                  train={"search": {"enabled": False},
+                         "copies": {"n": 1, "augment": [{"name": "background", "files": {"label": "kazoo"}, "snr_db": 5}]}})
+    assert main(["train", str(bad), "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
+    assert "train.copies.augment[0].files: no training clip has label 'kazoo'" in capsys.readouterr().err
+    online = _config(tmp_path, demo, train={"augment": [{"name": "background", "files": {"label": "organ"}, "snr_db": 5}]})
+    assert main(["train", str(online), "--out", str(tmp_path / "online"), "--no-progress"]) == 2
+    assert "train.augment[0].files: {'label': 'organ'} (training clips of a class) is for train.copies.augment" \
+        in capsys.readouterr().err
+
+
 def test_input_too_short_for_the_network_names_the_shapes(tmp_path, demo, capsys):
     cfg = _config(tmp_path, demo, features={"frames": 4})
     assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"]) == 2

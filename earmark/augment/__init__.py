@@ -8,10 +8,12 @@ name           kind         function
 ============== ============ =========================================================
 crop           waveform     :func:`random_crop` ``(length)``
 noise          waveform     :func:`add_noise` ``(snr_db, color="white")``
+background     waveform     :func:`add_background` ``(files, snr_db)`` (needs ``sr`` at call time)
 gain           waveform     :func:`gain` ``(db)``
 time_stretch   waveform     :func:`time_stretch` ``(rate)`` (needs ``sr`` at call time)
 pitch_shift    waveform     :func:`pitch_shift` ``(semitones, formants="shift")`` (needs ``sr`` at call time)
 spec_augment   spectrogram  :func:`spec_augment` ``(freq_masks=2, freq_width=8, ...)``
+filter_augment spectrogram  :func:`filter_augment` ``(db=6, bands=(3, 6), kind="linear", scale="log")``
 mixup          batch        :func:`mixup` ``(alpha=0.2)`` (needs ``n_classes`` at call time)
 ============== ============ =========================================================
 
@@ -32,6 +34,7 @@ time stretch) are used, and the FMA study's "k extra masked copies" (``spec_augm
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -39,6 +42,7 @@ from typing import Any
 
 from earmark.augment.mixup import mixup
 from earmark.augment.spectrogram import (
+    filter_augment,
     spec_augment,
     spec_augment_copies,
     spec_augment_dataset,
@@ -49,6 +53,7 @@ import numpy as np
 
 from earmark.augment._common import Invalid, Rng, as_generator
 from earmark.augment.waveform import (
+    add_background,
     add_noise,
     gain,
     pitch_shift,
@@ -64,15 +69,19 @@ __all__ = [
     "Augmentation",
     "AugmentationSpec",
     "Compose",
+    "add_background",
     "add_noise",
     "as_generator",
     "compose",
+    "filter_augment",
     "gain",
     "copy_rng",
     "make_augmentation",
     "mixup",
     "offline_copies",
     "pitch_shift",
+    "resolve_labels",
+    "resolve_paths",
     "random_crop",
     "spec_augment",
     "spec_augment_copies",
@@ -97,6 +106,7 @@ class AugmentationSpec:
     kind: str
     n_inputs: int = 1
     version: int = 1  # raised when the function's output changes for the same parameters (offline copies' store key)
+    paths: tuple[str, ...] = ()  # parameters naming files: relative to the config file's folder (resolve_paths)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -255,10 +265,12 @@ AUGMENTATIONS: Registry[AugmentationSpec] = Registry("augmentation")
 for _spec in (
     AugmentationSpec("crop", random_crop, "waveform"),
     AugmentationSpec("noise", add_noise, "waveform"),
+    AugmentationSpec("background", add_background, "waveform", paths=("files",)),
     AugmentationSpec("gain", gain, "waveform"),
     AugmentationSpec("time_stretch", time_stretch, "waveform"),
     AugmentationSpec("pitch_shift", pitch_shift, "waveform"),
     AugmentationSpec("spec_augment", spec_augment, "spectrogram"),
+    AugmentationSpec("filter_augment", filter_augment, "spectrogram"),
     AugmentationSpec("mixup", mixup, "batch", n_inputs=2),
 ):
     AUGMENTATIONS.register(_spec.name, _spec)
@@ -289,6 +301,51 @@ def _build(spec: AugmentationSpec, params: Mapping[str, Any], path: str | None) 
                 raise error(key, str(exc)) from None
         out[key] = value
     return Augmentation(spec, MappingProxyType(out))
+
+
+def resolve_paths(specs: Any, base: str | os.PathLike) -> Any:
+    """``specs`` (a config list, as :func:`compose` takes) with the relative paths of path parameters
+    (``background.files``) made absolute against ``base``, the config file's folder. Entries that are
+    not well-formed are returned as they are, for :func:`compose` to report."""
+    if not isinstance(specs, list):
+        return specs
+    out = []
+    for entry in specs:
+        name = entry.get("name") if isinstance(entry, Mapping) else None
+        spec = AUGMENTATIONS.get(name) if isinstance(name, str) and name in AUGMENTATIONS else None
+        if spec is not None and spec.paths:
+            entry = dict(entry)
+            for key in spec.paths:
+                value = entry.get(key)
+                if isinstance(value, (str, os.PathLike)):
+                    entry[key] = os.path.join(base, value)
+                elif isinstance(value, list):
+                    entry[key] = [os.path.join(base, v) if isinstance(v, (str, os.PathLike)) else v for v in value]
+        out.append(entry)
+    return out
+
+
+def resolve_labels(specs: Any, files_of: Callable[[str], list[str]], *, key: str = "train.copies.augment") -> Any:
+    """``specs`` with every ``files: {label: NAME}`` replaced by ``files_of(NAME)``, the training clips of
+    that class (``earmark train`` resolves them for offline copies).
+
+    Raises
+    ------
+    ConfigError
+        Naming the key: no file has that label (``files_of`` returned none).
+    """
+    if not isinstance(specs, list):
+        return specs
+    out = []
+    for i, entry in enumerate(specs):
+        files = entry.get("files") if isinstance(entry, Mapping) else None
+        if isinstance(files, Mapping) and isinstance(files.get("label"), str):
+            found = sorted(files_of(files["label"]))
+            if not found:
+                raise ConfigError(f"{key}[{i}].files: no training clip has label {files['label']!r}")
+            entry = {**entry, "files": found}
+        out.append(entry)
+    return out
 
 
 def make_augmentation(name: str, **params: Any) -> Augmentation:

@@ -1,7 +1,9 @@
-"""SpecAugment on time-first spectrograms ``(..., time, bins)``, online and offline.
+"""SpecAugment and FilterAugment on time-first spectrograms ``(..., time, bins)``.
 
 * :func:`spec_augment` — online: frequency and time masks, drawn independently for every item of
   the batch (every index of the leading axes), applied on each training step.
+* :func:`filter_augment` — online: a random smooth frequency response per item (FilterAugment), so
+  that a model does not learn one recording's colour.
 * :func:`spec_augment_copies` / :func:`spec_augment_dataset` — the FMA study's offline mode: keep
   each original and add ``k`` masked copies, growing the training set ``k + 1`` times.
 
@@ -25,13 +27,15 @@ from earmark.augment._common import (
     Rng,
     as_generator,
     boolean,
+    choice,
     integer,
+    number_or_range,
     validated,
 )
-from earmark.checks import is_number
+from earmark.checks import is_int, is_number
 from earmark.errors import ConfigError, DataError
 
-__all__ = ["spec_augment", "spec_augment_copies", "spec_augment_dataset"]
+__all__ = ["filter_augment", "spec_augment", "spec_augment_copies", "spec_augment_dataset"]
 
 
 def _mask_value(value: Any) -> str | float:
@@ -124,6 +128,93 @@ def spec_augment(
         return torch.where(m, fill.to(S.dtype), S)
     fill = S.mean(axis=(-2, -1), keepdims=True) if mask_value == "mean" else mask_value
     return np.where(mask, fill, S).astype(S.dtype, copy=False)
+
+
+def _band_count(value: Any) -> tuple[int, int]:
+    """An integer ``n >= 1`` (exactly n bands) or a ``(low, high)`` pair of them (uniform in low..high)."""
+    pair = tuple(value) if isinstance(value, (list, tuple)) else (value, value)
+    if len(pair) != 2 or not all(is_int(v) and v >= 1 for v in pair):
+        raise Invalid(f"expected an integer >= 1 or a (low, high) pair of them, got {value!r}")
+    if pair[0] > pair[1]:
+        raise Invalid(f"expected low <= high, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _responses(rng: np.random.Generator, items: int, n_bins: int, bands: tuple[int, int],
+               db: tuple[float, float], kind: str) -> np.ndarray:
+    """``(items, n_bins)`` gains in dB: per item, a number of bands uniform in ``bands``, band edges at
+    distinct random bins, a gain uniform in ``db`` per band (``step``) or per band edge, joined by
+    straight lines (``linear``)."""
+    out = np.empty((items, n_bins))
+    pos = np.arange(n_bins)
+    for i in range(items):
+        n = int(rng.integers(bands[0], bands[1] + 1))
+        inner = np.sort(rng.choice(np.arange(1, n_bins), size=min(n - 1, n_bins - 1), replace=False))
+        if kind == "step":
+            gains = rng.uniform(db[0], db[1], size=len(inner) + 1)
+            out[i] = np.repeat(gains, np.diff(np.concatenate(([0], inner, [n_bins]))))
+        else:
+            points = np.concatenate(([0], inner, [n_bins - 1])).astype(float)
+            out[i] = np.interp(pos, points, rng.uniform(db[0], db[1], size=len(points)))
+    return out
+
+
+@validated(db=number_or_range(symmetric=True), bands=_band_count, kind=choice("linear", "step"),
+           scale=choice("log", "linear"), per_item=boolean)
+def filter_augment(
+    S: Any,
+    *,
+    db: float | tuple[float, float] = 6.0,
+    bands: int | tuple[int, int] = (3, 6),
+    kind: str = "linear",
+    scale: str = "log",
+    rng: Rng,
+    per_item: bool = True,
+) -> Any:
+    """Apply a random frequency response: FilterAugment (Nam et al., ICASSP 2022).
+
+    The frequency axis is cut at random bins into a random number of bands and each band (``step``)
+    or each band edge (``linear``, joined by straight lines) gets a random gain, the same for every
+    frame of the item: as if the clip had gone through an unknown equaliser, microphone or room. It
+    trains a model to rely on what survives such colouring, which is what changes between one
+    recording (sound font, studio, singer's microphone) and another.
+
+    Parameters
+    ----------
+    S : np.ndarray or torch.Tensor
+        Shape ``(..., time, bins)`` (time first, as earmark's features).
+    db : float or (low, high)
+        Gains are drawn uniformly in ``[-db, db]`` (or ``[low, high]``), in the spectrogram's dB
+        units (``fbank``, ``logmel``).
+    bands : int or (low, high)
+        Number of bands, uniform in ``low..high`` for each item (at most one per bin).
+    kind : "linear" or "step"
+        Piecewise-linear response through random gains at the band edges (the paper's better
+        variant), or a constant gain per band.
+    scale : "log" or "linear"
+        ``log``: ``S`` is dB-scaled and the response is added. ``linear``: ``S`` is a magnitude
+        (``stft``) and is multiplied by ``10 ** (gain / 20)``.
+    rng : int, np.random.Generator, torch.Generator or None
+    per_item : bool
+        A response for every item of the leading axes (True), or one shared by the whole array.
+
+    Returns
+    -------
+    Same kind, device, shape and dtype as ``S``; a new array (``S`` is not modified).
+    """
+    S = _as_spectrogram(S, "filter_augment")
+    g = as_generator(rng)
+    lead, n_bins = tuple(S.shape[:-2]), S.shape[-1]
+    items = math.prod(lead) if per_item else 1
+    gain = _responses(g, items, n_bins, bands, db, kind)
+    gain = gain.reshape((lead if per_item else ()) + (1, n_bins))
+    if scale == "linear":
+        gain = 10.0 ** (gain / 20.0)
+    if isinstance(S, torch.Tensor):
+        t = torch.from_numpy(gain).to(device=S.device, dtype=S.dtype)
+        return S * t if scale == "linear" else S + t
+    gain = gain.astype(S.dtype)  # as the tensor path: the same result for an array and a tensor
+    return S * gain if scale == "linear" else S + gain
 
 
 def spec_augment_copies(S: Any, k: int, *, rng: Rng, **params: Any) -> Any:

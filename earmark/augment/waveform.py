@@ -1,4 +1,4 @@
-"""Waveform augmentations: random crop, additive noise, gain, time stretch, pitch shift.
+"""Waveform augmentations: random crop, additive noise, background recordings, gain, time stretch, pitch shift.
 
 Every function takes a waveform of shape ``(..., n)`` and an explicit ``rng`` and returns an array
 of the same shape (``random_crop``: ``(..., length)``) and dtype. Each row of the leading axes is a
@@ -17,7 +17,9 @@ The randomness and parameter-check helpers shared by all augmentations are in
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -34,10 +36,11 @@ from earmark.augment._common import (
     validated,
     draw,
     Rng,
+    Invalid,
 )
-from earmark.errors import ConfigError
+from earmark.errors import ConfigError, DataError
 
-__all__ = ["add_noise", "gain", "pitch_shift", "random_crop", "time_stretch"]
+__all__ = ["add_background", "add_noise", "gain", "pitch_shift", "random_crop", "time_stretch"]
 
 NOISE_COLORS = ("white", "pink")
 
@@ -166,13 +169,129 @@ def add_noise(y: Any, snr_db: Any, *, rng: Rng, color: str = "white", per_item: 
     noise = g.standard_normal((rows, n), dtype=x.dtype)
     if color == "pink":
         noise = _pink(noise)
+    return back(_mix_at_snr(flat, noise, snr, per_item).reshape(x.shape))
+
+
+def _mix_at_snr(flat: np.ndarray, other: np.ndarray, snr: np.ndarray, per_item: bool) -> np.ndarray:
+    """``flat + other`` with ``other`` scaled to ``snr`` dB below ``flat``'s power (per row, or over
+    the whole array); a silent ``flat`` or ``other`` adds nothing."""
     axis = 1 if per_item else None
     p_sig = np.mean(np.square(flat, dtype=np.float64), axis=axis, keepdims=True)
-    p_noise = np.mean(np.square(noise, dtype=np.float64), axis=axis, keepdims=True)
+    p_other = np.mean(np.square(other, dtype=np.float64), axis=axis, keepdims=True)
     target = p_sig / 10.0 ** (snr / 10.0)
-    scale = np.sqrt(np.divide(target, p_noise, out=np.zeros_like(target * p_noise), where=p_noise > 0))
-    out = flat + (noise * scale).astype(x.dtype, copy=False)
-    return back(out.reshape(x.shape))
+    scale = np.sqrt(np.divide(target, p_other, out=np.zeros_like(target * p_other), where=p_other > 0))
+    return flat + (other * scale).astype(flat.dtype, copy=False)
+
+
+def _audio_files(value: Any) -> str | tuple[str, ...] | dict[str, str]:
+    """A folder holding audio files (kept as its absolute path), a list of audio files (absolute), or
+    ``{label: NAME}``: the training clips of a class, which ``earmark train`` resolves (offline copies)."""
+    if isinstance(value, dict):
+        if set(value) != {"label"} or not isinstance(value["label"], str) or not value["label"]:
+            raise Invalid(f"expected {{label: NAME}} (the training clips of one class), got {value!r}")
+        return {"label": value["label"]}
+    if isinstance(value, (str, os.PathLike)):
+        path = os.path.abspath(value)
+        if not os.path.isdir(path):
+            raise Invalid(f"expected a folder of audio files or a list of audio files, got {str(value)!r} "
+                          f"({'not a folder' if os.path.exists(path) else 'no such folder'})")
+        try:
+            _folder_files(path)
+        except DataError as exc:
+            raise Invalid(str(exc)) from None
+        return path
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (str, os.PathLike)) for v in value):
+        missing = [str(v) for v in value if not os.path.isfile(v)]
+        if missing:
+            raise Invalid(f"no such file: {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        return tuple(os.path.abspath(v) for v in value)
+    raise Invalid(f"expected a folder of audio files or a non-empty list of audio files, got {value!r}")
+
+
+@functools.lru_cache(maxsize=16)
+def _folder_files(folder: str) -> tuple[str, ...]:
+    from earmark.data.formats.folder import list_audio
+
+    return tuple(list_audio(folder))
+
+
+@functools.lru_cache(maxsize=64)
+def _decoded(path: str, sr: int) -> np.ndarray:
+    from earmark.audio.io import load
+
+    y = load(path, sr=sr)
+    y.flags.writeable = False
+    return y
+
+
+def _excerpt(path: str, sr: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of ``path`` at ``sr`` from a random start; a shorter recording is looped."""
+    y = _decoded(path, sr)
+    if len(y) == 0:
+        return np.zeros(n, np.float32)
+    if len(y) < n:
+        y = np.tile(y, -(-n // len(y)))
+    start = int(rng.integers(0, len(y) - n + 1))
+    return y[start:start + n]
+
+
+@validated(files=_audio_files, snr_db=number_or_range(), sr=integer(minimum=1), per_item=boolean)
+def add_background(y: Any, files: Any, snr_db: Any, *, rng: Rng, sr: int, per_item: bool = True) -> Any:
+    """Mix in a random excerpt of another recording (music, crowd, room tone) at a random SNR.
+
+    Each clip gets a file drawn uniformly from ``files`` and a window of it from a random start
+    (looped when the recording is shorter than the clip), decoded at ``sr`` and scaled so that
+    ``10 log10(mean(y**2) / mean(background**2))`` equals the drawn SNR, as :func:`add_noise` does
+    with Gaussian noise. Real backgrounds teach what synthetic noise does not: other instruments,
+    other accompaniments, other rooms, the leakage a vocal separation leaves behind. Decoded files
+    are cached (the 64 last used).
+
+    Parameters
+    ----------
+    y : np.ndarray or torch.Tensor
+        Shape ``(..., n)``.
+    files : str, list of str or {"label": NAME}
+        A folder (every audio file under it, hidden ones skipped) or a list of audio files; in a
+        config file, relative paths are relative to the config's folder. In ``train.copies``,
+        ``{label: NAME}`` takes the files of the training split's clips of class NAME (e.g. the
+        ``instrumental`` clips of a singing-voice task: the training accompaniments). They should not hold the
+        clips being augmented, nor anything of the test set. Offline copies are keyed by the folder's
+        path, not its contents: after changing the files, change ``train.seed`` or the folder's name.
+    snr_db : float or (low, high)
+        The clip's power over the background's, in dB, or a range drawn uniformly per clip.
+    rng : int, np.random.Generator, torch.Generator or None
+    sr : int
+        Sample rate of ``y``; backgrounds are resampled to it.
+    per_item : bool
+        One background and SNR per row (True) or one shared by all rows (False: the channels of
+        one clip).
+
+    Returns
+    -------
+    Same kind, shape and dtype as ``y``. A silent clip stays silent.
+
+    Raises
+    ------
+    DataError
+        A background file cannot be decoded (the message names it).
+    """
+    if isinstance(files, dict):
+        raise ConfigError(f"add_background: files: {files!r} names training clips; only train.copies resolves it "
+                          "(give a folder or a list of files here)")
+    x, back = _numpy_in(y, "add_background")
+    g = as_generator(rng)
+    if x.size == 0:
+        return back(x.copy())
+    paths = _folder_files(files) if isinstance(files, str) else files
+    flat = _rows(x)
+    rows, n = flat.shape
+    draws = rows if per_item else 1
+    snr = draw(g, snr_db, draws)[:, None]
+    picks = g.integers(0, len(paths), size=draws)
+    other = np.stack([_excerpt(paths[i], sr, n, g) for i in picks]).astype(x.dtype, copy=False)
+    if not per_item:
+        other = np.broadcast_to(other, flat.shape)
+    return back(_mix_at_snr(flat, other, snr, per_item).reshape(x.shape))
 
 
 @validated(db=number_or_range(symmetric=True), per_item=boolean)

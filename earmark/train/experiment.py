@@ -100,10 +100,11 @@ def copy_features(cfg: ExperimentConfig, manifest: Manifest, ok: np.ndarray, *, 
     failures : list of Failure
         Copies that could not be made (the reason starts with ``copy i:``); the original is kept.
     """
-    from earmark.augment import offline_copies
+    from earmark.augment import offline_copies, resolve_labels
 
     f, c = cfg.features, cfg.train.copies
-    settings = offline_copies(c.augment, c.n, seed=cfg.train.seed)
+    steps = resolve_labels(c.augment, lambda label: list(manifest.select(label=label).paths()))  # background {label: ...}
+    settings = offline_copies(steps, c.n, seed=cfg.train.seed)
     position = np.cumsum(ok) - 1  # clip index -> index among the usable clips
     arrays: list[np.ndarray] = []
     source: list[int] = []
