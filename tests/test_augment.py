@@ -450,17 +450,20 @@ def test_spec_augment_mean_fill_disabled_masks_and_determinism():
     assert spec_augment(S, rng=0, freq_width=1000, time_width=1000).shape == S.shape
 
 
-def test_spec_augment_torch_matches_numpy_and_keeps_grad():
+@pytest.mark.parametrize("fn", [spec_augment, filter_augment])
+def test_spectrogram_augmentations_on_tensors_match_numpy_and_keep_grad(fn):
     S = np.random.default_rng(1).normal(size=(4, 30, 16)).astype(np.float32)
     T = torch.from_numpy(S).requires_grad_()
-    out = spec_augment(T, rng=9)
+    out = fn(T, rng=9)
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float32 and out.device == T.device
-    np.testing.assert_allclose(out.detach().numpy(), spec_augment(S, rng=9), rtol=1e-6)
+    np.testing.assert_allclose(out.detach().numpy(), fn(S, rng=9), rtol=1e-6)
     out.sum().backward()
     assert T.grad is not None
     g1, g2 = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
-    assert torch.equal(spec_augment(T, rng=g1), spec_augment(T, rng=g2))
-    assert spec_augment(T.detach().double(), rng=0, mask_value=0.0).dtype == torch.float64
+    assert torch.equal(fn(T, rng=g1), fn(T, rng=g2))
+    assert fn(T.detach().double(), rng=0).dtype == torch.float64
+    with pytest.raises(ConfigError, match=rf"{fn.__name__}: S must have shape \(\.\.\., time, bins\)"):
+        fn(np.zeros(10), rng=0)
 
 
 def _slopes_change(row: np.ndarray) -> int:
@@ -504,19 +507,10 @@ def test_filter_augment_step_bands_ranges_and_linear_scale():
     lin = filter_augment(M, rng=5, scale="linear")
     log = filter_augment(20 * np.log10(M), rng=5)
     np.testing.assert_allclose(20 * np.log10(lin), log, atol=1e-9)
-
-
-def test_filter_augment_torch_matches_numpy_and_keeps_grad():
-    S = np.random.default_rng(1).normal(size=(4, 30, 16)).astype(np.float32)
-    T = torch.from_numpy(S).requires_grad_()
-    out = filter_augment(T, rng=9)
-    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32 and out.device == T.device
-    np.testing.assert_allclose(out.detach().numpy(), filter_augment(S, rng=9), rtol=1e-6)
-    out.sum().backward()
-    np.testing.assert_array_equal(T.grad.numpy(), np.ones_like(S))
-    assert filter_augment(T.detach().double(), rng=0, scale="linear").dtype == torch.float64
-    with pytest.raises(ConfigError, match=r"filter_augment: S must have shape \(\.\.\., time, bins\)"):
-        filter_augment(np.zeros(10), rng=0)
+    T = torch.from_numpy(M).requires_grad_()
+    filter_augment(T, rng=5).sum().backward()
+    np.testing.assert_array_equal(T.grad.numpy(), np.ones_like(M))  # an additive response passes gradients as is
+    np.testing.assert_allclose(filter_augment(T.detach(), rng=5, scale="linear").numpy(), lin)
 
 
 def test_spec_augment_offline_copies_and_dataset():
