@@ -131,3 +131,34 @@ def test_singer_gender_ge2e_recipe_fused_with_a_second_run(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "submission.csv")))
     assert [r["id"] for r in rows] == ["snippet0", "snippet1", "snippet2"]
     assert {r["label"] for r in rows} <= {"female", "male", "duet"}
+
+
+def test_singer_gender_resnet34_recipe_with_background_copies(tmp_path):
+    """The network recipe as it is, made small (one member, one epoch, a small network): vocals separated,
+    two copies of every training clip with a training 'instrumental' clip mixed in, a submission CSV."""
+    src = tmp_path / "comp"
+    for c, family in zip(("female", "male", "duet", "instrumental"), (*FAMILIES, "struck")):
+        for i in range(5):
+            path = src / "train" / c / f"{c}{i}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, _clip(family, 100 * len(c) + i), 22050)
+    (src / "test").mkdir()
+    sf.write(src / "test" / "snippet0.wav", _clip("organ", 900), 22050)
+    manifest = tmp_path / "singer.csv"
+    assert main(["prepare", "competition", str(src), "--out", str(manifest), "--seed", "8"]) == 0
+    run = tmp_path / "net"
+    assert main(["train", str(RECIPES / "singer_gender_resnet34.yaml"), "--out", str(run), "--no-progress",
+                 "--set", f"data.manifest={manifest}", "--set", "model.name=cnn_small", "--set", "model.params={}",
+                 "--set", "train.epochs=1", "--set", "train.ensemble.members=1"]) == 0
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["train"]["copies"]["n"] == 2 and config["audio"]["separate"]["method"] == "repet"
+    n_train = json.loads((run / "net" / "net.json").read_text())["n_train"]
+    train_clips = [r for r in csv.DictReader(open(manifest)) if r["split"] == "train"]
+    assert n_train == 3 * len(train_clips)  # every training clip and its two background copies
+    (copies,) = [json.loads(p.read_text()) for p in (manifest.parent / "features").glob("fbank-*/params.json")
+                 if "augment" in p.read_text() and json.loads(p.read_text())["augment"]["copy"] == 0]
+    backgrounds = copies["augment"]["steps"][0]["files"]
+    assert backgrounds and all("/instrumental/" in f for f in backgrounds)
+    assert len(backgrounds) == sum(r["label"] == "instrumental" for r in train_clips)  # the training split's only
+    assert main(["predict", str(run), str(src / "test"), "--submission", "--out", str(tmp_path / "sub.csv")]) == 0
+    assert [r["id"] for r in csv.DictReader(open(tmp_path / "sub.csv"))] == ["snippet0"]

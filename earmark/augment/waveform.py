@@ -254,7 +254,8 @@ def add_background(y: Any, files: Any, snr_db: Any, *, rng: Rng, sr: int, per_it
         A folder (every audio file under it, hidden ones skipped) or a list of audio files; in a
         config file, relative paths are relative to the config's folder. In ``train.copies``,
         ``{label: NAME}`` takes the files of the training split's clips of class NAME (e.g. the
-        ``instrumental`` clips of a singing-voice task: the training accompaniments). They should not hold the
+        ``instrumental`` clips of a singing-voice task: the training accompaniments). All of the
+        split's: a cross-validation fold or validation share can hear its own clips as background. They should not hold the
         clips being augmented, nor anything of the test set. Offline copies are keyed by the folder's
         path, not its contents: after changing the files, change ``train.seed`` or the folder's name.
     snr_db : float or (low, high)
