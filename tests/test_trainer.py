@@ -160,7 +160,7 @@ def test_same_seed_same_metrics_and_files(tmp_path):
     assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "load_seconds"]
     assert all(0 <= float(r["load_seconds"]) <= float(r["seconds"]) for r in rows)
     assert [float(r["val_loss"]) for r in rows] == h1["val_loss"]
-    assert {p.name for p in (tmp_path / "a").iterdir()} == {"history.csv", "checkpoint.pt", "best.pt", "epoch1.pt"}
+    assert {p.name for p in (tmp_path / "a").iterdir()} == {"history.csv", "checkpoint.pt", "best.pt", "epoch1.pt", ".trainer.lock"}
 
 
 def test_resume_extends_a_finished_run_exactly(tmp_path):
