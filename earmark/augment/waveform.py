@@ -215,24 +215,18 @@ def _folder_files(folder: str) -> tuple[str, ...]:
     return tuple(list_audio(folder))
 
 
-@functools.lru_cache(maxsize=64)
-def _decoded(path: str, sr: int) -> np.ndarray:
-    from earmark.audio.io import load
-
-    y = load(path, sr=sr)
-    y.flags.writeable = False
-    return y
-
-
 def _excerpt(path: str, sr: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` samples of ``path`` at ``sr`` from a random start; a shorter recording is looped."""
-    y = _decoded(path, sr)
-    if len(y) == 0:
-        return np.zeros(n, np.float32)
-    if len(y) < n:
-        y = np.tile(y, -(-n // len(y)))
-    start = int(rng.integers(0, len(y) - n + 1))
-    return y[start:start + n]
+    """``n`` samples of ``path`` at ``sr`` from a random start (only that part is decoded); a recording
+    shorter than that is decoded whole and looped."""
+    from earmark.audio.io import info, load
+
+    seconds = n / sr
+    duration = info(path).duration
+    if duration <= seconds:
+        y = load(path, sr=sr)
+        return np.tile(y, -(-n // len(y)))[:n] if len(y) else np.zeros(n, np.float32)
+    y = load(path, sr=sr, offset=float(rng.uniform(0.0, duration - seconds)), duration=seconds)
+    return fix_length(y, n)
 
 
 @validated(files=_audio_files, snr_db=number_or_range(), sr=integer(minimum=1), per_item=boolean)
@@ -243,8 +237,8 @@ def add_background(y: Any, files: Any, snr_db: Any, *, rng: Rng, sr: int, per_it
     (looped when the recording is shorter than the clip), decoded at ``sr`` and scaled so that
     ``10 log10(mean(y**2) / mean(background**2))`` equals the drawn SNR, as :func:`add_noise` does
     with Gaussian noise. Real backgrounds teach what synthetic noise does not: other instruments,
-    other accompaniments, other rooms, the leakage a vocal separation leaves behind. Decoded files
-    are cached (the 64 last used).
+    other accompaniments, other rooms, the leakage a vocal separation leaves behind. Only the
+    excerpt is decoded, so a folder of whole songs costs no more memory than one clip.
 
     Parameters
     ----------
@@ -252,12 +246,12 @@ def add_background(y: Any, files: Any, snr_db: Any, *, rng: Rng, sr: int, per_it
         Shape ``(..., n)``.
     files : str, list of str or {"label": NAME}
         A folder (every audio file under it, hidden ones skipped) or a list of audio files; in a
-        config file, relative paths are relative to the config's folder. In ``train.copies``,
-        ``{label: NAME}`` takes the files of the training split's clips of class NAME (e.g. the
-        ``instrumental`` clips of a singing-voice task: the training accompaniments). All of the
-        split's: a cross-validation fold or validation share can hear its own clips as background. They should not hold the
-        clips being augmented, nor anything of the test set. Offline copies are keyed by the folder's
-        path, not its contents: after changing the files, change ``train.seed`` or the folder's name.
+        config file, relative paths are relative to the config's folder. Keep the test set's audio
+        out of them. Offline copies are keyed by a folder's path, not its contents: after changing
+        its files, change ``train.seed`` or the folder's name. In ``train.copies``, ``{label: NAME}``
+        takes the files of the training split's clips of class NAME (e.g. the ``instrumental`` clips
+        of a singing-voice task: the training accompaniments), all of them: a cross-validation fold
+        or the validation share can hear its own clips as background.
     snr_db : float or (low, high)
         The clip's power over the background's, in dB, or a range drawn uniformly per clip.
     rng : int, np.random.Generator, torch.Generator or None
