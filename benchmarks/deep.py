@@ -16,8 +16,9 @@ out its per-band mean normalisation.
 ``--copies N`` adds N offline copies of every training clip (``train.copies``), each pitch-shifted by a
 uniform draw in [-``--pitch``, ``--pitch``] semitones with the formants kept; with ``--background LOW
 HIGH`` (vocal gender) each copy instead has one of the training split's instrumental clips mixed in
-(``background``) at an SNR drawn in [LOW, HIGH] dB, so that the networks hear more accompaniments, and
-more of what separation leaves behind, than the training pieces alone.
+(``background: {files: {label: instrumental}}``, as the singer-gender recipes) at an SNR drawn in [LOW,
+HIGH] dB, so that the networks hear more accompaniments, and more of what separation leaves behind,
+than the training pieces alone.
 
 ``--filter-augment DB`` adds a random frequency response (``filter_augment``) to every training batch.
 
@@ -99,15 +100,15 @@ def training_speed(run: Path, manifest: Path, cfg) -> dict:
 
 def network_config(task: str, manifest: Path, test_split: str, model: str, *, epochs: int, members: int = 1,
                    separate: bool = False, copies: int = 0, pitch: float = 7.0, mels: int = 40,
-                   normalize: bool = True, filter_db: float = 0.0, background: Path | None = None,
-                   background_snr: tuple[float, float] = (0.0, 12.0), store: Path) -> dict:
+                   normalize: bool = True, filter_db: float = 0.0,
+                   background_snr: tuple[float, float] | None = None, store: Path) -> dict:
     """The experiment config of one benchmark network (also used by ``fusion.py``)."""
     fbank = {"normalize": normalize} | ({"n_mels": mels} if mels != 40 else {})
     colour = [{"name": "filter_augment", "db": filter_db}] if filter_db else []
     if not copies:
         copy_steps = []
-    elif background is not None:
-        copy_steps = [{"name": "background", "files": str(background), "snr_db": list(background_snr)}]
+    elif background_snr is not None:  # the training split's instrumental clips (the recipes' setting)
+        copy_steps = [{"name": "background", "files": {"label": "instrumental"}, "snr_db": list(background_snr)}]
     else:
         copy_steps = [{"name": "pitch_shift", "semitones": [-pitch, pitch], "formants": "keep"}]
     return {"data": {"manifest": str(manifest), "test_split": test_split},
@@ -121,18 +122,6 @@ def network_config(task: str, manifest: Path, test_split: str, model: str, *, ep
                       "val_fraction": 0.1, "ensemble": {"members": members},
                       "copies": {"n": copies, "augment": copy_steps}}}
 
-
-def instrumental_folder(manifest: Path, work: Path) -> Path:
-    """A folder of links to the training split's instrumental clips (the backgrounds of ``--background``)."""
-    from earmark.data import Manifest
-
-    folder = work / "background-instrumental"
-    folder.mkdir(parents=True, exist_ok=True)
-    for path in Manifest.read(manifest).select(split="train", label="instrumental").df["path"]:
-        link = folder / Path(path).name
-        if not link.exists():
-            link.symlink_to(path)
-    return folder
 
 
 def main() -> None:
@@ -169,8 +158,8 @@ def main() -> None:
             raw = network_config(task, manifest, test_split, model, epochs=args.epochs, members=args.members,
                                  separate=args.separate, copies=args.copies, pitch=args.pitch, mels=args.mels,
                                  normalize=args.normalize, filter_db=args.filter_augment,
-                                 background=instrumental_folder(manifest, args.work) if args.background else None,
-                                 background_snr=tuple(args.background or (0, 12)), store=args.work / "features")
+                                 background_snr=tuple(args.background) if args.background else None,
+                                 store=args.work / "features")
             cfg = validate_config(raw)
             t0 = time.perf_counter()
             suffix = ("-sep" if args.separate else "") + (f"-copies{args.copies}" + (f"bg{args.background[0]:g}-{args.background[1]:g}" if args.background

@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _common import TASKS, ge2e_partials  # noqa: E402
-from deep import instrumental_folder, network_config  # noqa: E402
+from deep import network_config  # noqa: E402
 from earmark.config import validate_config  # noqa: E402
 from earmark.evaluate.evaluate import evaluate  # noqa: E402
 from earmark.fuse import fuse_runs  # noqa: E402
@@ -87,14 +87,13 @@ def main() -> None:
     rows = []
     if args.copies and not args.background:
         ap.error("--copies needs --background")
-    background = instrumental_folder(manifest, args.work) if args.background else None
-    copies = {"n": args.copies, "augment": [{"name": "background", "files": str(background),
+    copies = {"n": args.copies, "augment": [{"name": "background", "files": {"label": "instrumental"},
                                              "snr_db": args.background}]} if args.copies else {"n": 0, "augment": []}
     tag = f"-copies{args.copies}bg{args.background[0]:g}-{args.background[1]:g}" if args.copies else ""
 
     net, seconds = _trained(network_config("vocal", manifest, test_split, args.model, epochs=args.epochs,
                                            members=args.members, separate=True, copies=args.copies,
-                                           background=background, background_snr=tuple(args.background or (0, 12)),
+                                           background_snr=tuple(args.background) if args.background else None,
                                            store=store),
                             args.work / "runs" / f"vocal-{args.model}-x{args.members}-sep{tag}")
     rows.append(_row(f"{args.model} x{args.members}, fbank, separated vocals",
