@@ -162,3 +162,32 @@ def test_singer_gender_resnet34_recipe_with_background_copies(tmp_path):
     assert len(backgrounds) == sum(r["label"] == "instrumental" for r in train_clips)  # the training split's only
     assert main(["predict", str(run), str(src / "test"), "--submission", "--out", str(tmp_path / "sub.csv")]) == 0
     assert [r["id"] for r in csv.DictReader(open(tmp_path / "sub.csv"))] == ["snippet0"]
+
+
+def test_nsynth_family_stats518_rf_recipe(tmp_path):
+    """The recipe as it is on a tiny NSynth folder in the real schema (examples.json + audio/), only the
+    fold count lowered: prepare groups by instrument, so no instrument is in both train and test."""
+    src = tmp_path / "nsynth-mini"
+    examples = {}
+    for k, family in enumerate(FAMILIES * 3):  # three instruments per family
+        for pitch in (48, 60, 72):
+            note = f"{family}_acoustic_{k:03d}-{pitch:03d}-100"
+            path = src / "audio" / f"{note}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, synth_note(family, sr=16000, duration=1.0, rng=np.random.default_rng(k * 100 + pitch)), 16000)
+            examples[note] = {"note_str": note, "instrument": k, "instrument_str": f"{family}_acoustic_{k:03d}",
+                              "pitch": pitch, "velocity": 100, "sample_rate": 16000,
+                              "instrument_family": k % 3, "instrument_family_str": family,
+                              "instrument_source": 0, "instrument_source_str": "acoustic"}
+    (src / "examples.json").write_text(json.dumps(examples))
+    manifest = tmp_path / "data" / "nsynth.csv"
+    assert main(["prepare", "nsynth", str(src), "--out", str(manifest)]) == 0
+    run = tmp_path / "rf"
+    assert main(["train", str(RECIPES / "nsynth_family_stats518_rf.yaml"), "--out", str(run), "--no-progress",
+                 "--set", f"data.manifest={manifest}", "--set", "train.search.folds=2"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["features"] == "stats518" and metrics["model"] == "rf" and metrics["split"] == "test"
+    test_notes = [r for r in csv.DictReader(open(manifest)) if r["split"] == "test"]
+    assert metrics["n"] == len(test_notes) > 0 and set(metrics["top_k_accuracy"]) == {"1", "3"}
+    cv = list(csv.DictReader(open(run / "cv_results.csv")))
+    assert len(cv) == 6  # the rf grid: n_estimators 100/200/300 x max_depth None/20
