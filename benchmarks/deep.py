@@ -146,6 +146,8 @@ def main() -> None:
                     help="vocal: copies get a training instrumental clip mixed in at an SNR in [LOW, HIGH] dB")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    if args.background and not args.copies:
+        ap.error("--background makes copies: give --copies N too")
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
     if args.latency:
