@@ -108,6 +108,36 @@ def test_native_read_matches_soundfile(tmp_path, fmt):
         np.testing.assert_allclose(out, y, atol=1 / 32768 if fmt != "wavf" else 0)
 
 
+@pytest.mark.parametrize("container, subtype", [
+    ("WAV", "PCM_16"), ("WAV", "PCM_24"), ("WAV", "PCM_32"), ("WAV", "PCM_U8"), ("WAV", "FLOAT"),
+    ("FLAC", "PCM_16"), ("FLAC", "PCM_24"), ("AIFF", "PCM_16"), ("AIFF", "PCM_32"),
+])
+@pytest.mark.parametrize("channels", [1, 2, 6])
+def test_integer_pcm_gives_libsndfiles_own_float_values(tmp_path, container, subtype, channels):
+    """Integer PCM is read as integers and scaled by earmark (4x faster than libsndfile's conversion):
+    the values must be exactly libsndfile's float32, and the downmix exactly the running channel sum / n."""
+    rng = np.random.default_rng(channels)
+    path = tmp_path / f"x.{container.lower()}"
+    if subtype == "PCM_32":  # every bit of a 32-bit sample used, including the extremes
+        ints = rng.integers(-(2**31), 2**31, size=(4001, channels), dtype=np.int64).astype(np.int32)
+        ints[:2] = [[-(2**31)], [2**31 - 1]]
+        sf.write(path, ints, SR, subtype=subtype, format=container)
+    else:
+        y = rng.uniform(-1, 1, size=(4001, channels))
+        y[:2] = [[-1.0], [0.9999]]
+        sf.write(path, y, SR, subtype=subtype, format=container)
+    ref = sf.read(path, dtype="float32", always_2d=True)[0]
+    mono = ref[:, 0].copy()
+    for c in range(1, channels):
+        mono += ref[:, c]
+    mono /= channels
+    np.testing.assert_array_equal(load(path, mono=False), ref.T)
+    np.testing.assert_array_equal(load(path), mono)
+    start = round(0.01 * SR)
+    np.testing.assert_array_equal(load(path, offset=0.01, duration=0.02), mono[start : start + round(0.02 * SR)])
+    assert load(path).dtype == np.float32
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("sr", [None, 16000, 44100])
 @pytest.mark.parametrize("mono", [True, False])
