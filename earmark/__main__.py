@@ -1,5 +1,5 @@
 import sys
 
-from earmark.cli import main
+from earmark.cli import console_main
 
-sys.exit(main())
+sys.exit(console_main())

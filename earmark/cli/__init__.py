@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import typer
@@ -39,5 +40,19 @@ def main(argv: list[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
+def console_main() -> int:
+    """The ``earmark`` console script and ``python -m earmark``: :func:`main`, then a quick exit.
+
+    Once a command has returned, everything it wrote is closed. The interpreter's last garbage
+    collection would still walk every object alive, torch's import-time objects above all: 0.3-0.5 s
+    of every command's wall time on the 2-core development VM. Frozen objects are skipped by it
+    (their memory goes back to the OS with the process). Not done in :func:`main`, which tests and
+    other programs call in-process.
+    """
+    code = main()
+    gc.freeze()
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

@@ -6,6 +6,7 @@ runs the work is the caller's choice (lhotse's ``compute_and_store_features(exec
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import sys
@@ -105,6 +106,10 @@ def _init_worker() -> None:
 
     torch.set_num_threads(1)
     tune_allocator()
+    # The objects inherited from the parent (torch's import-time ones above all) stay alive for the
+    # worker's life: keep the collector from walking them, and from writing to their shared pages
+    # (the pattern the gc module's documentation gives for forked workers).
+    gc.freeze()
 
 
 def make_executor(jobs: int | None = None, *, ray: str | None = None) -> Executor:
