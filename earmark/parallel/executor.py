@@ -103,8 +103,10 @@ def _init_worker() -> None:
     # One math thread per worker: the pool already uses every core, and oversubscribed BLAS/OpenMP
     # threads make extraction slower, not faster.
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
+    threadpool_limits(1)  # NumPy's and SciPy's BLAS (the stereo downmix in load is a BLAS mat-vec)
     tune_allocator()
     # The objects inherited from the parent (torch's import-time ones above all) stay alive for the
     # worker's life: keep the collector from walking them, and from writing to their shared pages
