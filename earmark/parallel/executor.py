@@ -106,7 +106,7 @@ def _init_worker() -> None:
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
-    threadpool_limits(1)  # NumPy's and SciPy's BLAS (the stereo downmix in load is a BLAS mat-vec)
+    threadpool_limits(1)  # and NumPy's / SciPy's BLAS, which would otherwise start a thread per core
     tune_allocator()
     # The objects inherited from the parent (torch's import-time ones above all) stay alive for the
     # worker's life: keep the collector from walking them, and from writing to their shared pages
