@@ -83,6 +83,17 @@ def test_prepare_unknown_format_and_missing_source(tmp_path, capsys):
     assert "nope" in capsys.readouterr().err
 
 
+def test_console_entry_point_keeps_exit_status_and_output(tmp_path):
+    """`python -m earmark` runs console_main (the `earmark` script's entry): main's status and all output
+    survive its quick exit."""
+    ok = subprocess.run([sys.executable, "-m", "earmark", "features"], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert "fbank" in ok.stdout and "logmel" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "earmark", "prepare", "foldr", str(tmp_path), "--out", str(tmp_path / "m.csv")],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "did you mean 'folder'" in bad.stderr
+
+
 @pytest.mark.slow
 def test_demo_runs_offline_and_reuses_its_work(tmp_path):
     out = tmp_path / "demo"
