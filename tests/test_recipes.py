@@ -164,9 +164,9 @@ def test_singer_gender_resnet34_recipe_with_background_copies(tmp_path):
     assert [r["id"] for r in csv.DictReader(open(tmp_path / "sub.csv"))] == ["snippet0"]
 
 
-def test_nsynth_family_stats518_rf_recipe(tmp_path):
-    """The recipe as it is on a tiny NSynth folder in the real schema (examples.json + audio/), only the
-    fold count lowered: prepare groups by instrument, so no instrument is in both train and test."""
+def _nsynth_manifest(tmp_path: Path) -> Path:
+    """A tiny NSynth folder in the real schema (examples.json + audio/), three instruments per family,
+    and its manifest: prepare groups by instrument, so no instrument is in both train and test."""
     src = tmp_path / "nsynth-mini"
     examples = {}
     for k, family in enumerate(FAMILIES * 3):  # three instruments per family
@@ -182,6 +182,12 @@ def test_nsynth_family_stats518_rf_recipe(tmp_path):
     (src / "examples.json").write_text(json.dumps(examples))
     manifest = tmp_path / "data" / "nsynth.csv"
     assert main(["prepare", "nsynth", str(src), "--out", str(manifest)]) == 0
+    return manifest
+
+
+def test_nsynth_family_stats518_rf_recipe(tmp_path):
+    """The recipe as it is on a tiny NSynth folder, only the fold count lowered."""
+    manifest = _nsynth_manifest(tmp_path)
     run = tmp_path / "rf"
     assert main(["train", str(RECIPES / "nsynth_family_stats518_rf.yaml"), "--out", str(run), "--no-progress",
                  "--set", f"data.manifest={manifest}", "--set", "train.search.folds=2"]) == 0
@@ -191,3 +197,20 @@ def test_nsynth_family_stats518_rf_recipe(tmp_path):
     assert metrics["n"] == len(test_notes) > 0 and set(metrics["top_k_accuracy"]) == {"1", "3"}
     cv = list(csv.DictReader(open(run / "cv_results.csv")))
     assert len(cv) == 6  # the rf grid: n_estimators 100/200/300 x max_depth None/20
+
+
+def test_nsynth_family_resnet_compact_recipe(tmp_path):
+    """The network recipe on a tiny NSynth folder, one epoch instead of 40: the unnormalised filterbank of
+    1 s notes (99 frames) padded to the recipe's 296-frame crops, a compact ResNet, top-1/top-3 on test."""
+    manifest = _nsynth_manifest(tmp_path)
+    run = tmp_path / "resnet"
+    assert main(["train", str(RECIPES / "nsynth_family_resnet_compact.yaml"), "--out", str(run), "--no-progress",
+                 "--set", f"data.manifest={manifest}", "--set", "train.epochs=1"]) == 0
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["features"]["params"] == {"normalize": False} and config["features"]["frames"] == 296
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["features"] == "fbank" and metrics["model"] == "resnet_compact" and metrics["split"] == "test"
+    test_notes = [r for r in csv.DictReader(open(manifest)) if r["split"] == "test"]
+    assert metrics["n"] == len(test_notes) > 0 and set(metrics["top_k_accuracy"]) == {"1", "3"}
+    history = list(csv.DictReader(open(run / "history.csv")))
+    assert len(history) == 1
