@@ -234,7 +234,7 @@ def _vorbis_last_page_start(path: str) -> int | None:
 # libsndfile's own integer -> float conversion costs three times the read itself (3 s of 44.1 kHz stereo
 # PCM_16: 0.55 of 0.74 ms). Reading the integers and scaling them here gives the same float32 values
 # (libsndfile also divides by 2**15, or 2**31 for the left-justified 24- and 32-bit samples).
-_INTEGER_READS = {"PCM_16": (np.int16, 2.0**-15), "PCM_24": (np.int32, 2.0**-31), "PCM_32": (np.int32, 2.0**-31)}
+_INTEGER_READS = {"PCM_16": ("int16", 2.0**-15), "PCM_24": ("int32", 2.0**-31), "PCM_32": ("int32", 2.0**-31)}
 
 
 def _read_float32(f: sf.SoundFile, frames: int) -> np.ndarray:
@@ -242,7 +242,7 @@ def _read_float32(f: sf.SoundFile, frames: int) -> np.ndarray:
     how = _INTEGER_READS.get(f.subtype)
     if how is None:
         return f.read(frames, dtype="float32", always_2d=False)
-    ints = f.read(frames, dtype=how[0].__name__, always_2d=False)
+    ints = f.read(frames, dtype=how[0], always_2d=False)
     return np.multiply(ints, np.float32(how[1]), dtype=np.float32)
 
 
