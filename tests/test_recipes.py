@@ -214,3 +214,4 @@ def test_nsynth_family_resnet_compact_recipe(tmp_path):
     assert metrics["n"] == len(test_notes) > 0 and set(metrics["top_k_accuracy"]) == {"1", "3"}
     history = list(csv.DictReader(open(run / "history.csv")))
     assert len(history) == 1
+    assert json.loads((run / "net" / "net.json").read_text())["input_shape"] == [296, 40]  # 99 frames padded
