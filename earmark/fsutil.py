@@ -22,27 +22,39 @@ def _host() -> str:
 
 
 @contextlib.contextmanager
+def temporary_path(folder: str | os.PathLike, name: str) -> Iterator[Path]:
+    """Yield a new empty file in ``folder`` named ``.NAME.HOST-PID.RANDOM.tmp``, deleted when the block ends.
+
+    The name says which process writes it, so that what a killed process left behind can be told
+    from what a live one is writing (:func:`remove_stale_temporaries`). Whatever the block renames
+    it to is kept; the temporary name itself never outlives the block.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.{_host()}-{os.getpid()}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename.
 
-    A crash or kill leaves either the old file or the new one, never half a file. The temporary
-    file, ``.NAME.HOST-PID.RANDOM.tmp``, names the process that writes it, so that what a killed
-    process left behind can be told from what a live one is writing (:func:`remove_stale_temporaries`).
+    A crash or kill leaves either the old file or the new one, never half a file; the temporary
+    file is a :func:`temporary_path`, so one that a killed process left behind is collected by
+    :func:`remove_stale_temporaries`.
 
     >>> with atomic_path("table.csv") as tmp:
     ...     frame.to_csv(tmp)
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_host()}-{os.getpid()}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
+    with temporary_path(path.parent, path.name) as tmp:
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -62,7 +74,7 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files of :func:`atomic_path` in ``folder`` whose process is dead.
+    """Delete the temporary files (:func:`temporary_path`, :func:`atomic_path`) in ``folder`` whose process is dead.
 
     Only files written on this machine (the host in their name) by a process that no longer runs
     (a killed run's half-written checkpoint or stem); another machine's, a live process's, and

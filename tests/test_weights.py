@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
 import os
 import pickle
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +24,7 @@ from torch import nn
 
 from earmark.cli import main
 from earmark.errors import ConfigError, DataError
+from earmark.fsutil import _TMP_NAME
 from earmark.models.pretrained import (
     KNOWN_WEIGHTS,
     cached_path,
@@ -34,10 +39,23 @@ from earmark.models.pretrained import (
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """``/<name>`` serves ``server.files[name]``; ``/truncated/<name>`` promises more bytes than it sends."""
+    """``/<name>`` serves ``server.files[name]``; ``/truncated/<name>`` promises more bytes than it sends;
+    ``/stall/<name>`` sends half of it, sets ``server.stalled`` and waits for ``server.release``."""
 
     def do_GET(self):  # noqa: N802 (http.server's name)
         self.server.requests.append(self.path)
+        if self.path.startswith("/stall/"):
+            body = self.server.files[self.path.removeprefix("/stall")]
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            with contextlib.suppress(OSError):  # the client is killed meanwhile
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+            self.server.stalled.set()
+            self.server.release.wait(timeout=300)
+            self.close_connection = True
+            return
         truncated = self.path.startswith("/truncated/")
         body = self.server.files.get(self.path.removeprefix("/truncated"))
         if body is None:
@@ -95,6 +113,7 @@ def server(checkpoint, wheel):
     httpd.files = {"/resnet50.pth": checkpoint[0], "/garbage.pth": b"<html>not a checkpoint</html>",
                    **{k: v for k, v in wheel.items() if k.startswith("/")}}
     httpd.requests = []
+    httpd.stalled, httpd.release = threading.Event(), threading.Event()
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -169,6 +188,29 @@ def test_truncated_download_is_refused_and_leaves_nothing(tmp_path, server, chec
     with pytest.raises(DataError, match=r"(truncated download \([\d,]+ of [\d,]+ bytes\)|download interrupted)"):
         fetch_weights("resnet50", cache=cache, url=f"{base}/truncated/resnet50.pth", sha256=_sha256(checkpoint[0]))
     assert os.listdir(cache) == []
+
+
+def test_a_killed_download_leaves_a_named_temporary_that_the_next_fetch_removes(tmp_path, server, checkpoint):
+    httpd, base = server
+    cache, sha = tmp_path / "cache", _sha256(checkpoint[0])
+    proc = subprocess.Popen([sys.executable, "-m", "earmark", "weights", "fetch", "resnet50", "--cache", str(cache),
+                             "--url", f"{base}/stall/resnet50.pth", "--sha256", sha, "--no-progress"],
+                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        while not httpd.stalled.wait(0.1):  # half the file sent: the download is under way
+            assert proc.poll() is None, proc.stdout.read().decode()
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        httpd.release.set()
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+    (left,) = os.listdir(cache)  # the killed process's temporary, named after it; never the target
+    named = _TMP_NAME.match(left)
+    assert left.startswith(".resnet50-0676ba61.pth.") and named and named["pid"] == str(proc.pid)
+    path = fetch_weights("resnet50", cache=cache, url=f"{base}/resnet50.pth", sha256=sha)
+    assert os.listdir(cache) == [path.name] and path.read_bytes() == checkpoint[0]
 
 
 def test_offline_error_names_the_url_and_the_target(tmp_path):

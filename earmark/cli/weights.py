@@ -55,8 +55,8 @@ def fetch_command(
     """Download NAME into the cache, checked (size, SHA-256, and the published MD5 for Zenodo files).
 
     The download streams into a temporary file in the cache folder and is renamed only after every
-    check passed: a cut connection or a checksum mismatch leaves nothing behind. A file already in the
-    cache that passes the checks is kept.
+    check passed: a cut connection or a checksum mismatch leaves nothing behind, and what a killed
+    download left is deleted by the next fetch. A file already in the cache that passes the checks is kept.
     """
     from rich.console import Console
 

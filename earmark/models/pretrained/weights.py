@@ -36,7 +36,6 @@ import hashlib
 import http.client
 import os
 import pickle
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -50,6 +49,7 @@ import torch
 from torch import nn
 
 from earmark.errors import ConfigError, DataError
+from earmark.fsutil import atomic_path, remove_stale_temporaries, temporary_path
 
 __all__ = [
     "KNOWN_WEIGHTS",
@@ -333,10 +333,10 @@ def fetch_weights(name: str, *, cache: str | os.PathLike | None = None, url: str
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"weights cache {folder}: cannot create it ({exc.strerror or exc})") from None
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{known.filename}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+    remove_stale_temporaries(folder)  # what a killed download left (a CNN14 is 300 MB)
+    # The download is only ever kept by the rename below; the temporary name is deleted whatever happens.
+    with temporary_path(folder, known.filename) as tmp:
+        with open(tmp, "wb") as out:
             sha, md5, received, expected = _download(url, out, target, timeout, progress, name, spec.member)
             out.flush()
             os.fsync(out.fileno())
@@ -349,9 +349,6 @@ def fetch_weights(name: str, *, cache: str | os.PathLike | None = None, url: str
             os.replace(tmp, target)
         else:
             _extract_member(tmp, spec, url, target)
-    finally:  # the download itself is only ever kept by the rename above
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
     return target
 
 
@@ -359,10 +356,8 @@ def _extract_member(archive: Path, spec: WeightsFile, url: str, target: Path) ->
     """Stream ``spec.member`` out of the zip ``archive`` into ``target``: a temporary file, checked, renamed."""
     member = str(spec.member)
     what = f"{member} in {url}"
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as out:
             sha, md5, n = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
             try:
                 with zipfile.ZipFile(archive) as zf:
@@ -387,10 +382,6 @@ def _extract_member(archive: Path, spec: WeightsFile, url: str, target: Path) ->
             os.fsync(out.fileno())
         if spec.member_sha256:
             _check(what, spec._member_file(), sha.hexdigest(), md5.hexdigest(), n)
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def _download(url: str, out: Any, target: Path, timeout: float, progress: bool, name: str,
