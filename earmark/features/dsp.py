@@ -156,6 +156,34 @@ def _chunked(core: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, item
     return out.reshape(*lead, *first.shape[1:])
 
 
+def _framewise(
+    block: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, frame_length: int, hop_length: int,
+    frame_bytes: int,
+) -> torch.Tensor:
+    """``block(x)`` for a (padded) waveform ``x (..., n)`` whose frames are computed independently;
+    on CPU, in runs of consecutive frames.
+
+    ``block(segment)`` maps any stretch of ``x`` to one row per whole frame in it,
+    ``(..., 1 + (m - frame_length) // hop_length, k)``. A long clip's frames and spectra overflow the
+    CPU caches (30 s at n_fft 2048: 10 MB each) and a framewise pipeline (window, FFT, power, mel
+    projection) runs ~20% faster in runs whose spectra take about 2 MiB (``frame_bytes`` per frame
+    and batch item), as ``librosa.stft`` works in blocks too; the transient memory then stays that
+    small. The rows are the same either way. On other devices ``block(x)`` is called once.
+    """
+    n_frames = 1 + (x.shape[-1] - frame_length) // hop_length
+    per = max(1, _CPU_CHUNK_BYTES // max(1, frame_bytes * math.prod(x.shape[:-1])))
+    if x.device.type != "cpu" or per >= n_frames:
+        return block(x)
+    out = None
+    for t0 in range(0, n_frames, per):
+        t1 = min(n_frames, t0 + per)
+        rows = block(x[..., t0 * hop_length : (t1 - 1) * hop_length + frame_length])
+        if out is None:
+            out = rows.new_empty(*rows.shape[:-2], n_frames, rows.shape[-1])
+        out[..., t0:t1, :] = rows
+    return out
+
+
 def _n_centred(n: int, n_fft: int, hop_length: int) -> int:
     return 1 + (n + 2 * (n_fft // 2) - n_fft) // hop_length
 

@@ -30,10 +30,12 @@ from earmark.features.dsp import (
     _compute_dtype,
     _float_param,
     _frames_rfft,
+    _framewise,
     _freq_range,
     _int_param,
     _magnitude,
     _n_centred,
+    _pad_both,
     _power_to_db,
     _validated,
     _waveform_tensor,
@@ -116,8 +118,11 @@ def stft(
     win = _stft_window(window, frame_length, x.device, x.dtype)
     power = float(power)
 
+    def frames(seg: torch.Tensor) -> torch.Tensor:
+        return _magnitude(_frames_rfft(seg, win, hop_length, n_fft, 0, pad_mode), power)
+
     def core(x: torch.Tensor) -> torch.Tensor:
-        S = _magnitude(_frames_rfft(x, win, hop_length, n_fft, pad, pad_mode), power)
+        S = _framewise(frames, _pad_both(x, pad, pad_mode), frame_length, hop_length, (n_fft + 2) * x.element_size())
         return S.clamp_min_(1e-6).log_() if log else S
 
     n_frames = 1 + (x.shape[-1] + 2 * pad - frame_length) // hop_length
@@ -190,8 +195,11 @@ def _mel_power(
 ) -> torch.Tensor:
     """Mel spectrogram ``(..., n_frames, n_mels)`` of a compute-dtype waveform tensor."""
     window, blocks, pad = _mel_tensors(plan_key, x.device, x.dtype)
-    spec = _frames_rfft(x, window, hop_length, n_fft, pad, pad_mode)
-    return project(_magnitude(spec, power), blocks)
+
+    def frames(seg: torch.Tensor) -> torch.Tensor:
+        return project(_magnitude(_frames_rfft(seg, window, hop_length, n_fft, 0, pad_mode), power), blocks)
+
+    return _framewise(frames, _pad_both(x, pad, pad_mode), n_fft, hop_length, (n_fft + 2) * x.element_size())
 
 
 def _spectrum_bytes(x: torch.Tensor, n_fft: int, hop_length: int, center: bool) -> int:
