@@ -45,9 +45,9 @@ def console_main() -> int:
 
     Once a command has returned, everything it wrote is closed. The interpreter's last garbage
     collection would still walk every object alive, torch's import-time objects above all: 0.3-0.5 s
-    of the wall time of every command that imports torch, on the 2-core development VM. Frozen objects are skipped by it
-    (their memory goes back to the OS with the process). Not done in :func:`main`, which tests and
-    other programs call in-process.
+    of the wall time of every command that imports torch, on the 2-core development VM. Frozen
+    objects are skipped by it (their memory goes back to the OS with the process). Not done in
+    :func:`main`, which tests and other programs call in-process.
     """
     code = main()
     gc.freeze()

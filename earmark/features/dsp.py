@@ -138,7 +138,9 @@ def _chunked(core: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, item
 
     A whole batch's intermediate spectra overflow the CPU caches and run up to 3x slower per
     clip than one clip at a time, so on CPU the batch is processed in slices whose spectra take
-    about 2 MiB (``item_bytes`` per item). On other devices the batch is done in one call.
+    about 2 MiB (``item_bytes`` per item). On other devices the batch is done in one call. An item
+    larger than that (a long clip) goes alone, and a framewise ``core`` splits it further in time
+    with :func:`_framewise`.
     """
     if x.ndim < 2 or x.device.type != "cpu":
         return core(x)
